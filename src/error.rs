@@ -1,0 +1,154 @@
+//! The library's error type. Every variant a user can cause names the path
+//! involved; `hint()` says what to run about it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::hash::Hash;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("not a bale repository (or any parent folder): {}", .0.display())]
+    NotARepository(PathBuf),
+    #[error("{} is already a bale repository", .0.display())]
+    AlreadyInitialized(PathBuf),
+    #[error("malformed pointer file {}: {message}", path.display())]
+    MalformedPointer { path: PathBuf, message: String },
+    #[error("malformed manifest {hash} in the cache: {message}")]
+    MalformedManifest { hash: Hash, message: String },
+    #[error("malformed configuration file {}: {message}", path.display())]
+    MalformedConfig { path: PathBuf, message: String },
+    #[error("unsafe path {path:?} in {}: {reason}", source_file.display())]
+    UnsafePath {
+        path: String,
+        source_file: PathBuf,
+        reason: &'static str,
+    },
+    #[error("{} is not tracked by bale", .0.display())]
+    NotTracked(PathBuf),
+    #[error("{} is outside the repository {}", path.display(), root.display())]
+    OutsideRepository { path: PathBuf, root: PathBuf },
+    #[error("{} is inside the tracked out {}", path.display(), out.display())]
+    InsideOut { path: PathBuf, out: PathBuf },
+    #[error("{} does not exist", .0.display())]
+    NotFound(PathBuf),
+    #[error("cannot track {}: {reason}", path.display())]
+    Unsupported { path: PathBuf, reason: String },
+    #[error("unknown configuration key {0:?}; known keys: cache.type, cache.dir")]
+    UnknownConfigKey(String),
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    InvalidConfigValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("the repository is locked by another bale process ({})", .0.display())]
+    Locked(PathBuf),
+    #[error("the cache object {hash} for {} is missing ({})", path.display(), object.display())]
+    MissingObject {
+        hash: Hash,
+        path: PathBuf,
+        object: PathBuf,
+    },
+    #[error("the cache object {hash} for {} is corrupt: its content does not match its name ({})", path.display(), object.display())]
+    CorruptObject {
+        hash: Hash,
+        path: PathBuf,
+        object: PathBuf,
+    },
+    #[error("checkout would overwrite or delete content that is not in the cache:\n{}", list_paths(.0))]
+    WouldLoseData(Vec<PathBuf>),
+    #[error("no link type in cache.type {tried:?} works for {}", path.display())]
+    NoLinkType {
+        tried: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot use the state database {}", path.display())]
+    State {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cache.dir is set ({}): other repositories may share this cache, and gc sees only this one's pointer files", .0.display())]
+    SharedCache(PathBuf),
+    #[error("{count} of the outs could not be completed (see the errors above)")]
+    Incomplete { count: usize },
+}
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    const SHOWN: usize = 20;
+    let mut s: String = paths
+        .iter()
+        .take(SHOWN)
+        .map(|p| format!("  {}", p.display()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if paths.len() > SHOWN {
+        s.push_str(&format!("\n  ... and {} more", paths.len() - SHOWN));
+    }
+    s
+}
+
+impl Error {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// What the user can run about this error, when there is something.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::NotARepository(_) => Some("run `bale init` at the top of your project".into()),
+            Error::AlreadyInitialized(_) => {
+                Some("use `bale init --force` to reset the configuration".into())
+            }
+            Error::NotTracked(p) => Some(format!("track it with `bale add {}`", p.display())),
+            Error::WouldLoseData(_) => Some(
+                "record the changes with `bale commit`, or discard them with `bale checkout --force`"
+                    .into(),
+            ),
+            Error::Locked(_) => {
+                Some("wait for the other bale command to finish, then run this one again".into())
+            }
+            Error::MissingObject { .. } | Error::CorruptObject { .. } => Some(
+                "the data for this hash is gone from this cache; restore it from a copy of the cache, or `bale add` the data again".into(),
+            ),
+            Error::InsideOut { out, .. } => Some(format!(
+                "re-add the whole out with `bale add {}`",
+                out.display()
+            )),
+            Error::SharedCache(_) => Some(
+                "run `bale gc --dry-run` to see what would go; `bale gc --force` if no other repository uses this cache".into(),
+            ),
+            Error::MalformedPointer { .. } => {
+                Some("fix the file by hand or restore it from git".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Attaches the action and path to an `io::Error`.
+pub trait IoContext<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::io(action, path, e))
+    }
+}

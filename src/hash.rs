@@ -1,0 +1,156 @@
+//! xxh3-128 content hashes, written as 32 lowercase hex digits.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+
+use xxhash_rust::xxh3::Xxh3;
+
+/// Buffer size for streaming reads: large enough to amortise syscalls,
+/// small enough that a thread's buffer is no burden.
+pub const CHUNK: usize = 256 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hash(pub u128);
+
+impl Hash {
+    pub fn of_bytes(bytes: &[u8]) -> Hash {
+        Hash(xxhash_rust::xxh3::xxh3_128(bytes))
+    }
+
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+
+    pub fn from_bytes(b: [u8; 16]) -> Hash {
+        Hash(u128::from_be_bytes(b))
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a hash: expected 32 lowercase hex digits")]
+pub struct ParseHashError;
+
+impl FromStr for Hash {
+    type Err = ParseHashError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(ParseHashError);
+        }
+        u128::from_str_radix(s, 16)
+            .map(Hash)
+            .map_err(|_| ParseHashError)
+    }
+}
+
+impl serde::Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|e| serde::de::Error::custom(format!("{e}, got {s:?}")))
+    }
+}
+
+/// Hashes everything `reader` yields, reading it once in chunks.
+pub fn hash_reader(mut reader: impl Read, buf: &mut [u8]) -> io::Result<(Hash, u64)> {
+    let mut hasher = Xxh3::new();
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((Hash(hasher.digest128()), total))
+}
+
+/// Copies `reader` to `writer`, hashing on the way: the content is read once.
+pub fn copy_hashing(
+    mut reader: impl Read,
+    mut writer: impl Write,
+    buf: &mut [u8],
+) -> io::Result<(Hash, u64)> {
+    let mut hasher = Xxh3::new();
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        writer.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    Ok((Hash(hasher.digest128()), total))
+}
+
+/// Runs `f` with this thread's reusable read buffer.
+pub fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() < CHUNK {
+            b.resize(CHUNK, 0);
+        }
+        f(&mut b[..])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_zero_padded_lowercase() {
+        assert_eq!(Hash(0xab).to_string(), format!("{}ab", "0".repeat(30)));
+        assert_eq!(Hash(u128::MAX).to_string(), "f".repeat(32));
+    }
+
+    #[test]
+    fn parse_round_trips_and_rejects_bad_input() {
+        let h = Hash::of_bytes(b"hello");
+        assert_eq!(h.to_string().parse::<Hash>(), Ok(h));
+        assert!("ABCDEF00000000000000000000000000".parse::<Hash>().is_err());
+        assert!("abc".parse::<Hash>().is_err());
+        assert!("+bcdef00000000000000000000000000".parse::<Hash>().is_err());
+    }
+
+    #[test]
+    fn streaming_equals_one_shot() {
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut buf = vec![0; 4096];
+        let (h, n) = hash_reader(&data[..], &mut buf).unwrap();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(h, Hash::of_bytes(&data));
+        let mut out = Vec::new();
+        let (h2, _) = copy_hashing(&data[..], &mut out, &mut buf).unwrap();
+        assert_eq!(h2, h);
+        assert_eq!(out, data);
+    }
+}

@@ -1,0 +1,19 @@
+//! bale: a data-versioning workspace tool. Large files and folders live in a
+//! content-addressed cache; small YAML pointer files live in git; workspace
+//! files are linked from the cache.
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod hash;
+pub mod manifest;
+pub mod out;
+pub mod paths;
+pub mod pointer;
+pub mod progress;
+pub mod repo;
+pub mod state;
+pub mod workspace;
+
+pub use error::{Error, Result};

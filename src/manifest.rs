@@ -1,0 +1,222 @@
+//! The manifest of a tracked directory: every file's path, hash, size and
+//! executable bit, sorted by path, in one canonical text encoding. Its
+//! xxh3-128 is the directory's hash.
+//!
+//! ```text
+//! bale-manifest 1
+//! <hash> <size> <x|-> <path>
+//! ```
+//! Paths are '/'-separated; `\`, newline and carriage return in a path are
+//! written `\\`, `\n` and `\r`, so every entry is one line.
+
+use crate::error::{Error, Result};
+use crate::hash::Hash;
+use crate::paths;
+
+const HEADER: &str = "bale-manifest 1\n";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestEntry {
+    pub path: String,
+    pub hash: Hash,
+    pub size: u64,
+    pub executable: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    entries: Vec<ManifestEntry>,
+}
+
+impl Manifest {
+    /// Builds a manifest from entries in any order.
+    pub fn new(mut entries: Vec<ManifestEntry>) -> Manifest {
+        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        Manifest { entries }
+    }
+
+    pub fn entries(&self) -> &[ManifestEntry] {
+        &self.entries
+    }
+
+    pub fn get(&self, path: &str) -> Option<&ManifestEntry> {
+        self.entries
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    pub fn total_size(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(HEADER.len() + self.entries.len() * 64);
+        out.push_str(HEADER);
+        for e in &self.entries {
+            use std::fmt::Write;
+            let _ = write!(
+                out,
+                "{} {} {} ",
+                e.hash,
+                e.size,
+                if e.executable { 'x' } else { '-' }
+            );
+            escape_into(&e.path, &mut out);
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+
+    pub fn hash(&self) -> Hash {
+        Hash::of_bytes(&self.encode())
+    }
+
+    /// Parses and validates a manifest: every path safe, strictly sorted
+    /// (so no duplicates), and no path both a file and a folder.
+    pub fn decode(bytes: &[u8], hash: Hash) -> Result<Manifest> {
+        let bad = |message: String| Error::MalformedManifest { hash, message };
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
+        let body = text
+            .strip_prefix(HEADER)
+            .ok_or_else(|| bad("missing the 'bale-manifest 1' header".into()))?;
+        let mut entries: Vec<ManifestEntry> = Vec::new();
+        for (i, line) in body.lines().enumerate() {
+            let lineno = i + 2;
+            let mut parts = line.splitn(4, ' ');
+            let (Some(h), Some(size), Some(x), Some(path)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(bad(format!("line {lineno}: expected 4 fields")));
+            };
+            let entry = ManifestEntry {
+                hash: h.parse().map_err(|e| bad(format!("line {lineno}: {e}")))?,
+                size: size
+                    .parse()
+                    .map_err(|_| bad(format!("line {lineno}: bad size {size:?}")))?,
+                executable: match x {
+                    "x" => true,
+                    "-" => false,
+                    _ => return Err(bad(format!("line {lineno}: bad mode {x:?}"))),
+                },
+                path: unescape(path)
+                    .ok_or_else(|| bad(format!("line {lineno}: bad escape in path")))?,
+            };
+            paths::check_relative(&entry.path)
+                .map_err(|r| bad(format!("line {lineno}: path {:?}: {r}", entry.path)))?;
+            if let Some(prev) = entries.last()
+                && prev.path >= entry.path
+            {
+                return Err(bad(format!(
+                    "line {lineno}: paths are not strictly sorted (duplicate or out of order: {:?})",
+                    entry.path
+                )));
+            }
+            entries.push(entry);
+        }
+        check_no_file_is_a_folder(&entries).map_err(bad)?;
+        Ok(Manifest { entries })
+    }
+}
+
+/// A path that is a file must not also be a folder of another path.
+fn check_no_file_is_a_folder(entries: &[ManifestEntry]) -> std::result::Result<(), String> {
+    let files: std::collections::HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    for e in entries {
+        for (i, _) in e.path.match_indices('/') {
+            let folder = &e.path[..i];
+            if files.contains(folder) {
+                return Err(format!("{folder:?} is both a file and a folder"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn escape_into(path: &str, out: &mut String) {
+    for c in path.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn unescape(s: &str) -> Option<String> {
+    if !s.contains('\\') {
+        return Some(s.to_owned());
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next()? {
+                '\\' => out.push('\\'),
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                _ => return None,
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, n: u128) -> ManifestEntry {
+        ManifestEntry {
+            path: path.into(),
+            hash: Hash(n),
+            size: n as u64,
+            executable: n % 2 == 1,
+        }
+    }
+
+    #[test]
+    fn round_trip_is_canonical_and_sorted() {
+        let m = Manifest::new(vec![
+            entry("b", 1),
+            entry("a/new\nline\\x", 2),
+            entry("a b/é", 3),
+        ]);
+        let bytes = m.encode();
+        let back = Manifest::decode(&bytes, m.hash()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.encode(), bytes);
+        assert_eq!(back.entries()[0].path, "a b/é");
+        assert_eq!(m.get("b").map(|e| e.size), Some(1));
+    }
+
+    #[test]
+    fn rejects_unsafe_duplicate_and_conflicting_paths() {
+        let h = Hash(0);
+        let line = |p: &str| format!("{} 1 - {p}\n", Hash(5));
+        for body in [
+            line("../x"),
+            line("/abs"),
+            line(".git/config"),
+            line("a") + &line("a"),
+            line("b") + &line("a"),
+            line("a") + &line("a/b"),
+            "zz 1 - a\n".to_string(),
+            format!("{} 1 q a\n", Hash(5)),
+            format!("{} 1 -\n", Hash(5)),
+        ] {
+            let bytes = format!("{HEADER}{body}");
+            assert!(Manifest::decode(bytes.as_bytes(), h).is_err(), "{body:?}");
+        }
+        assert!(Manifest::decode(b"nonsense", h).is_err());
+    }
+
+    #[test]
+    fn a_file_beside_a_longer_sibling_is_fine() {
+        let m = Manifest::new(vec![entry("a", 1), entry("a.txt", 2), entry("ab/c", 3)]);
+        assert!(Manifest::decode(&m.encode(), m.hash()).is_ok());
+    }
+}

@@ -1,0 +1,38 @@
+//! Progress bars on stderr, drawn only when stderr is a terminal and the
+//! user did not ask for quiet.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A progress bar that may be hidden; cheap to `inc` from many threads.
+#[derive(Clone)]
+pub struct Bar(ProgressBar);
+
+impl Bar {
+    pub fn new(len: u64, message: &str, quiet: bool) -> Bar {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            // Hidden by indicatif itself when stderr is not a terminal.
+            ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
+        };
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(message.to_owned());
+        Bar(bar)
+    }
+
+    pub fn hidden() -> Bar {
+        Bar(ProgressBar::hidden())
+    }
+
+    pub fn inc(&self, n: u64) {
+        self.0.inc(n);
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

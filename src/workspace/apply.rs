@@ -1,0 +1,182 @@
+//! Carries out a checkout plan: deletions, folders, then every file made in
+//! parallel beside its final path and renamed into place, so that an
+//! interrupted run leaves each file old or new, never partial.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use super::link::{LinkError, LinkType, Linker};
+use super::plan::{CheckoutPlan, Write};
+use super::stat::FileStat;
+use super::walk::TEMP_PREFIX;
+use crate::cache::Cache;
+use crate::error::{Error, IoContext, Result};
+use crate::paths;
+use crate::progress::Bar;
+
+/// A file placed by `apply`, stat'ed right after it was renamed into place.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub write: Write,
+    pub stat: FileStat,
+    pub link_type: LinkType,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub placed: Vec<Placed>,
+    pub errors: Vec<Error>,
+}
+
+/// A unique path beside `dest` for a temporary file.
+pub fn temp_beside(dest: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{TEMP_PREFIX}{}.{n}", std::process::id());
+    match dest.parent() {
+        Some(p) => p.join(name),
+        None => PathBuf::from(name),
+    }
+}
+
+/// Makes `dest` from the object of `w` via a temp file and a rename.
+pub fn place(
+    cache: &Cache,
+    linker: &Linker,
+    w: &Write,
+    dest: &Path,
+) -> Result<(FileStat, LinkType)> {
+    let object = cache.object_path(w.hash);
+    let tmp = temp_beside(dest);
+    let missing = || Error::MissingObject {
+        hash: w.hash,
+        path: dest.to_path_buf(),
+        object: object.clone(),
+    };
+    let corrupt = || Error::CorruptObject {
+        hash: w.hash,
+        path: dest.to_path_buf(),
+        object: object.clone(),
+    };
+    let link_type = match linker.materialize(&object, w.hash, &tmp, w.executable) {
+        Ok(t) => t,
+        Err(LinkError::Corrupt) => return Err(corrupt()),
+        Err(LinkError::Io(e)) if e.kind() == io::ErrorKind::NotFound && !object.exists() => {
+            return Err(missing());
+        }
+        Err(LinkError::Io(e)) => return Err(Error::io("create", dest, e)),
+        Err(LinkError::Exhausted(source)) => {
+            return Err(Error::NoLinkType {
+                tried: linker
+                    .chain()
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                path: dest.to_path_buf(),
+                source,
+            });
+        }
+    };
+    // The object's size is the cheap check of its content for the types
+    // that do not read it (a copy was hashed on the way).
+    let size = if link_type == LinkType::Symlink {
+        fs::metadata(&object).map(|m| m.len())
+    } else {
+        fs::symlink_metadata(&tmp).map(|m| m.len())
+    };
+    match size {
+        Ok(s) if s == w.size => {}
+        Ok(_) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(corrupt());
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(if e.kind() == io::ErrorKind::NotFound {
+                missing()
+            } else {
+                Error::io("read", &object, e)
+            });
+        }
+    }
+    if let Err(e) = fs::rename(&tmp, dest) {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("create", dest, e));
+    }
+    let meta = fs::symlink_metadata(dest).at("read", dest)?;
+    Ok((FileStat::from_metadata(&meta), link_type))
+}
+
+pub fn apply(
+    plan: &CheckoutPlan,
+    root: &Path,
+    stale_temps: &[PathBuf],
+    cache: &Cache,
+    linker: &Linker,
+    bar: &Bar,
+) -> Outcome {
+    let errors = Mutex::new(Vec::new());
+    let push = |e: Error| errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+
+    for t in stale_temps {
+        if let Err(e) = fs::remove_file(t)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            push(Error::io("remove the leftover temp file", t, e));
+        }
+    }
+    plan.deletes.par_iter().for_each(|rel| {
+        let p = paths::join(root, rel);
+        if let Err(e) = fs::remove_file(&p)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            push(Error::io("delete", p, e));
+        }
+    });
+    for rel in &plan.remove_dirs {
+        let p = paths::join(root, rel);
+        match fs::remove_dir(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => push(Error::io("remove the folder", p, e)),
+        }
+    }
+    for rel in &plan.create_dirs {
+        let p = paths::join(root, rel);
+        match fs::create_dir(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {}
+            Err(e) => push(Error::io("create the folder", p, e)),
+        }
+    }
+    let placed: Vec<Placed> = plan
+        .writes
+        .par_iter()
+        .filter_map(|w| {
+            let dest = paths::join(root, &w.path);
+            let r = place(cache, linker, w, &dest);
+            bar.inc(1);
+            match r {
+                Ok((stat, link_type)) => Some(Placed {
+                    write: w.clone(),
+                    stat,
+                    link_type,
+                }),
+                Err(e) => {
+                    push(e);
+                    None
+                }
+            }
+        })
+        .collect();
+    Outcome {
+        placed,
+        errors: errors.into_inner().unwrap_or_else(|p| p.into_inner()),
+    }
+}

@@ -1,0 +1,319 @@
+//! The workspace side of an out. Data flows one way:
+//! walk (bulk stat) → compare with the snapshot → plan → apply → record.
+
+pub mod apply;
+pub mod link;
+pub mod plan;
+pub mod stat;
+pub mod walk;
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use self::link::{LinkType, Linker};
+use self::plan::{Actual, Root, Write};
+use self::stat::{FileStat, Kind, is_unchanged};
+use crate::cache::{Cache, StoreMode};
+use crate::error::{Error, IoContext, Result};
+use crate::hash::{self, Hash};
+use crate::manifest::{Manifest, ManifestEntry};
+use crate::paths;
+use crate::pointer::{OutKind, OutRecord};
+use crate::progress::Bar;
+use crate::state::{Snapshot, SnapshotEntry};
+
+/// What the workspace holds for an out, with every file's content hash
+/// known: from the snapshot when its stat is unchanged, from the target's
+/// name for a symlink into the cache, read and hashed otherwise.
+#[derive(Debug)]
+pub struct Observation {
+    pub root: Root,
+    /// Non-directory entries, sorted by path.
+    pub files: Vec<Actual>,
+    /// Folders, sorted by path.
+    pub dirs: Vec<String>,
+    pub stale_temps: Vec<PathBuf>,
+    /// How many files had to be read.
+    pub hashed: usize,
+}
+
+/// The hash of a file or symlink that needs no reading, if any.
+fn known_hash(e: &walk::Entry, snapshot: Option<&Snapshot>, cache: &Cache) -> (Option<Hash>, bool) {
+    match e.stat.kind {
+        Kind::File => {
+            let h = snapshot
+                .and_then(|s| s.get(&e.path).map(|r| (r, s.taken_ns)))
+                .filter(|(r, taken)| is_unchanged(&r.stat, &e.stat, *taken))
+                .map(|(r, _)| r.hash);
+            (h, false)
+        }
+        Kind::Symlink => {
+            let h = e
+                .link_target
+                .as_deref()
+                .and_then(|t| cache.hash_of_object_path(t));
+            (h, h.is_some())
+        }
+        Kind::Dir | Kind::Other => (None, false),
+    }
+}
+
+pub fn hash_file(path: &Path) -> Result<Hash> {
+    let f = std::fs::File::open(path).at("read", path)?;
+    hash::with_buffer(|buf| hash::hash_reader(f, buf))
+        .map(|(h, _)| h)
+        .at("read", path)
+}
+
+pub fn observe(
+    root: &Path,
+    snapshot: Option<&Snapshot>,
+    cache: &Cache,
+    quiet: bool,
+) -> Result<Observation> {
+    let Some(w) = walk::walk(root)? else {
+        return Ok(Observation {
+            root: Root::Missing,
+            files: Vec::new(),
+            dirs: Vec::new(),
+            stale_temps: Vec::new(),
+            hashed: 0,
+        });
+    };
+    let root_kind = match w.entries.first() {
+        Some(e) if e.path.is_empty() => Root::NotDir,
+        _ => Root::Dir,
+    };
+    let mut dirs = Vec::new();
+    let mut files = Vec::with_capacity(w.entries.len());
+    for e in w.entries {
+        if e.stat.kind == Kind::Dir {
+            dirs.push(e.path);
+            continue;
+        }
+        let (hash, cache_link) = known_hash(&e, snapshot, cache);
+        files.push(Actual {
+            path: e.path,
+            stat: e.stat,
+            hash,
+            cache_link,
+        });
+    }
+    let suspects: Vec<usize> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.hash.is_none() && a.stat.kind == Kind::File)
+        .map(|(i, _)| i)
+        .collect();
+    let bar = if suspects.len() > 1000 {
+        Bar::new(suspects.len() as u64, "hashing", quiet)
+    } else {
+        Bar::hidden()
+    };
+    let hashes: Vec<Result<Hash>> = suspects
+        .par_iter()
+        .map(|&i| {
+            let r = hash_file(&paths::join(root, &files[i].path));
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish();
+    for (&i, h) in suspects.iter().zip(hashes) {
+        files[i].hash = Some(h?);
+    }
+    Ok(Observation {
+        root: root_kind,
+        files,
+        dirs,
+        stale_temps: w.stale_temps,
+        hashed: suspects.len(),
+    })
+}
+
+/// The result of recording an out's current content (add, commit).
+#[derive(Debug)]
+pub struct Recorded {
+    pub is_dir: bool,
+    pub hash: Hash,
+    pub size: u64,
+    pub nfiles: u64,
+    pub executable: bool,
+    pub manifest: Manifest,
+    pub snapshot_entries: Vec<SnapshotEntry>,
+    /// Files read and stored this time.
+    pub stored: usize,
+    pub link_type: LinkType,
+}
+
+impl Recorded {
+    /// Writes what was recorded into an out's pointer record.
+    pub fn update(&self, o: &mut OutRecord) {
+        o.hash = self.hash;
+        o.kind = if self.is_dir {
+            OutKind::Dir
+        } else {
+            OutKind::File
+        };
+        o.size = self.size;
+        o.nfiles = self.is_dir.then_some(self.nfiles);
+        o.executable = self.executable;
+    }
+
+    pub fn snapshot(self, taken_ns: i64) -> Snapshot {
+        Snapshot {
+            hash: self.hash,
+            link_type: self.link_type,
+            taken_ns,
+            entries: self.snapshot_entries,
+        }
+    }
+}
+
+struct Pending {
+    path: String,
+    stat: FileStat,
+    hash: Option<Hash>,
+    cache_link: bool,
+}
+
+/// Stores the content at `root` in the cache (reading only files whose stat
+/// changed since `old`), then links the stored files per the link chain.
+pub fn record(
+    root: &Path,
+    old: Option<&Snapshot>,
+    cache: &Cache,
+    linker: &Linker,
+    quiet: bool,
+) -> Result<Recorded> {
+    let w = walk::walk(root)?.ok_or_else(|| Error::NotFound(root.to_path_buf()))?;
+    let is_dir = !matches!(w.entries.first(), Some(e) if e.path.is_empty());
+    let mut pending = Vec::with_capacity(w.entries.len());
+    for e in w.entries {
+        let abs = paths::join(root, &e.path);
+        match e.stat.kind {
+            Kind::Dir => continue,
+            Kind::Other => {
+                return Err(Error::Unsupported {
+                    path: abs,
+                    reason: "it is not a regular file (socket, fifo or device)".into(),
+                });
+            }
+            Kind::Symlink | Kind::File => {}
+        }
+        let (hash, cache_link) = known_hash(&e, old, cache);
+        if e.stat.kind == Kind::Symlink && !cache_link {
+            return Err(Error::Unsupported {
+                path: abs,
+                reason: "symlinks are not tracked; replace it by what it points to, or remove it"
+                    .into(),
+            });
+        }
+        // A remembered hash counts only if the object is still there.
+        let hash = hash.filter(|h| cache_link || cache.contains(*h));
+        if cache_link && hash.is_some_and(|h| !cache.contains(h)) {
+            return Err(Error::io(
+                "read",
+                abs,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "it links to a cache object that is gone",
+                ),
+            ));
+        }
+        pending.push(Pending {
+            path: e.path,
+            stat: e.stat,
+            hash,
+            cache_link,
+        });
+    }
+
+    let to_store = pending.iter().filter(|p| p.hash.is_none()).count();
+    let bar = Bar::new(to_store as u64, "storing", quiet || to_store < 1000);
+    let results: Vec<Result<(FileStat, Hash)>> = pending
+        .par_iter()
+        .map(|p| -> Result<(FileStat, Hash)> {
+            if let Some(h) = p.hash {
+                return Ok((p.stat, h));
+            }
+            let abs = paths::join(root, &p.path);
+            let (hash, size) = store(cache, linker, &abs)?;
+            bar.inc(1);
+            let executable = p.stat.is_executable();
+            let wanted = linker.wanted(executable);
+            if matches!(wanted, Some(t) if t.shares_object()) {
+                let w = Write {
+                    path: p.path.clone(),
+                    hash,
+                    size,
+                    executable,
+                };
+                let (stat, _) = apply::place(cache, linker, &w, &abs)?;
+                return Ok((stat, hash));
+            }
+            Ok((p.stat, hash))
+        })
+        .collect();
+    bar.finish();
+
+    let mut entries = Vec::with_capacity(pending.len());
+    let mut snapshot_entries = Vec::with_capacity(pending.len());
+    let mut size = 0u64;
+    for (p, r) in pending.into_iter().zip(results) {
+        let (stat, hash) = r?;
+        let executable = !p.cache_link && p.stat.is_executable();
+        let file_size = if p.cache_link {
+            std::fs::metadata(cache.object_path(hash))
+                .map(|m| m.len())
+                .at("read", &cache.object_path(hash))?
+        } else {
+            p.stat.size
+        };
+        size += file_size;
+        entries.push(ManifestEntry {
+            path: p.path.clone(),
+            hash,
+            size: file_size,
+            executable,
+        });
+        snapshot_entries.push(SnapshotEntry {
+            path: p.path,
+            stat,
+            hash,
+        });
+    }
+    let manifest = Manifest::new(entries);
+    let (hash, executable) = if is_dir {
+        (cache.store_bytes(&manifest.encode())?, false)
+    } else {
+        let e = &manifest.entries()[0];
+        (e.hash, e.executable)
+    };
+    Ok(Recorded {
+        is_dir,
+        hash,
+        size,
+        nfiles: manifest.entries().len() as u64,
+        executable,
+        manifest,
+        snapshot_entries,
+        stored: to_store,
+        link_type: linker.current(),
+    })
+}
+
+/// Stores one file, cloning it when the chain starts with reflink and the
+/// file system supports it, copying it otherwise.
+fn store(cache: &Cache, linker: &Linker, abs: &Path) -> Result<(Hash, u64)> {
+    if linker.current() == LinkType::Reflink {
+        match cache.store_file(abs, StoreMode::Reflink) {
+            Err(Error::Io { source, .. }) if link::is_unsupported(&source) => {
+                linker.drop_type(LinkType::Reflink);
+            }
+            other => return other,
+        }
+    }
+    cache.store_file(abs, StoreMode::Copy)
+}

@@ -1,0 +1,372 @@
+//! From "what the workspace holds" and "what the manifest lists" to the
+//! actions that make the first match the second. Pure: no file system here.
+
+use std::collections::HashSet;
+
+use super::stat::{FileStat, Kind};
+use crate::hash::Hash;
+use crate::manifest::ManifestEntry;
+
+/// A non-directory entry of the workspace, with what is known of its content.
+#[derive(Clone, Debug)]
+pub struct Actual {
+    pub path: String,
+    pub stat: FileStat,
+    /// The content's hash. `None` for what bale cannot account for: a
+    /// symlink it did not make, a socket or fifo.
+    pub hash: Option<Hash>,
+    /// A symlink into the cache: its content is the object, nothing to lose.
+    pub cache_link: bool,
+}
+
+impl Actual {
+    /// The executable bit as bale records it (a symlink's own mode means
+    /// nothing; cache objects are never executable).
+    pub fn executable(&self) -> bool {
+        self.stat.kind == Kind::File && self.stat.is_executable()
+    }
+}
+
+/// How the workspace differs from the manifest, as indices into both.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// In the workspace only (indices into `actual`).
+    pub added: Vec<usize>,
+    /// In the manifest only (indices into `expected`).
+    pub deleted: Vec<usize>,
+    /// In both, with other content or executable bit: (actual, expected).
+    pub modified: Vec<(usize, usize)>,
+    /// In both, equal: (actual, expected).
+    pub unchanged: Vec<(usize, usize)>,
+}
+
+impl Diff {
+    pub fn is_clean(&self) -> bool {
+        self.added.is_empty() && self.deleted.is_empty() && self.modified.is_empty()
+    }
+}
+
+/// Merge-joins the manifest with the workspace's files (both path-sorted).
+pub fn diff(expected: &[ManifestEntry], actual: &[Actual]) -> Diff {
+    diff_by(expected, actual, |a| (&a.path, a.hash, a.executable()))
+}
+
+/// Merge-joins `expected` with any path-sorted list whose items `key` turns
+/// into (path, content hash, executable bit).
+pub fn diff_by<A>(
+    expected: &[ManifestEntry],
+    actual: &[A],
+    key: impl Fn(&A) -> (&str, Option<Hash>, bool),
+) -> Diff {
+    let mut d = Diff::default();
+    let (mut i, mut j) = (0, 0);
+    while i < actual.len() || j < expected.len() {
+        let ord = match (actual.get(i), expected.get(j)) {
+            (Some(a), Some(e)) => key(a).0.cmp(e.path.as_str()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Less => {
+                d.added.push(i);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                d.deleted.push(j);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (_, hash, executable) = key(&actual[i]);
+                let e = &expected[j];
+                if hash == Some(e.hash) && executable == e.executable {
+                    d.unchanged.push((i, j));
+                } else {
+                    d.modified.push((i, j));
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    d
+}
+
+/// A workspace file to (re)make from its cache object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub path: String,
+    pub hash: Hash,
+    pub size: u64,
+    pub executable: bool,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CheckoutPlan {
+    /// Files and symlinks to remove.
+    pub deletes: Vec<String>,
+    /// Folders no longer needed, deepest first.
+    pub remove_dirs: Vec<String>,
+    /// Folders to create, parents first ("" is the out's root).
+    pub create_dirs: Vec<String>,
+    /// Files to create or replace.
+    pub writes: Vec<Write>,
+    /// Paths whose content is not in the cache and would be lost.
+    pub conflicts: Vec<String>,
+    /// Files already right, left alone (indices into `actual`).
+    pub kept: Vec<usize>,
+    pub added: usize,
+    pub modified: usize,
+    pub deleted: usize,
+}
+
+impl CheckoutPlan {
+    pub fn is_empty(&self) -> bool {
+        self.deletes.is_empty()
+            && self.remove_dirs.is_empty()
+            && self.create_dirs.is_empty()
+            && self.writes.is_empty()
+    }
+}
+
+/// What the out's root is in the workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Root {
+    Missing,
+    Dir,
+    /// A file, symlink or special file (listed in `actual` as path "").
+    NotDir,
+}
+
+/// Builds the checkout plan. `expected` is the manifest (for a file out, one
+/// entry with path ""), `actual` the workspace's non-directory entries and
+/// `actual_dirs` its folders (both sorted). `in_cache` tells whether content
+/// is safe to drop. With `force`, content not in the cache is dropped too.
+pub fn plan(
+    expected: &[ManifestEntry],
+    is_dir_out: bool,
+    actual: &[Actual],
+    actual_dirs: &[String],
+    root: Root,
+    in_cache: impl Fn(Hash) -> bool,
+    force: bool,
+) -> CheckoutPlan {
+    let d = diff(expected, actual);
+    let mut p = CheckoutPlan {
+        added: d.added.len(),
+        modified: d.modified.len(),
+        deleted: d.deleted.len(),
+        kept: d.unchanged.iter().map(|&(i, _)| i).collect(),
+        ..Default::default()
+    };
+    let safe = |a: &Actual| force || a.cache_link || a.hash.is_some_and(&in_cache);
+    let write = |e: &ManifestEntry| Write {
+        path: e.path.clone(),
+        hash: e.hash,
+        size: e.size,
+        executable: e.executable,
+    };
+    for &i in &d.added {
+        let a = &actual[i];
+        if safe(a) {
+            p.deletes.push(a.path.clone());
+        } else {
+            p.conflicts.push(a.path.clone());
+        }
+    }
+    for &(i, j) in &d.modified {
+        let a = &actual[i];
+        if safe(a) {
+            p.writes.push(write(&expected[j]));
+        } else {
+            p.conflicts.push(a.path.clone());
+        }
+    }
+    for &j in &d.deleted {
+        p.writes.push(write(&expected[j]));
+    }
+    p.conflicts.sort_unstable();
+
+    let mut needed: HashSet<&str> = HashSet::new();
+    if is_dir_out {
+        needed.insert("");
+        for e in expected {
+            for (k, _) in e.path.match_indices('/') {
+                needed.insert(&e.path[..k]);
+            }
+        }
+    }
+    let present: HashSet<&str> = actual_dirs.iter().map(String::as_str).collect();
+    p.remove_dirs = actual_dirs
+        .iter()
+        .rev()
+        .filter(|d| !needed.contains(d.as_str()))
+        .cloned()
+        .collect();
+    if !is_dir_out && root == Root::Dir {
+        p.remove_dirs.push(String::new());
+    }
+    let mut create: Vec<String> = needed
+        .into_iter()
+        .filter(|d| !(present.contains(d) || (d.is_empty() && root == Root::Dir)))
+        .map(str::to_owned)
+        .collect();
+    create.sort_unstable();
+    p.create_dirs = create;
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(kind: Kind, mode: u32) -> FileStat {
+        FileStat {
+            kind,
+            mode,
+            size: 1,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            ino: 1,
+            nlink: 1,
+        }
+    }
+
+    fn file(path: &str, h: u128) -> Actual {
+        Actual {
+            path: path.into(),
+            stat: stat(Kind::File, 0o644),
+            hash: Some(Hash(h)),
+            cache_link: false,
+        }
+    }
+
+    fn want(path: &str, h: u128) -> ManifestEntry {
+        ManifestEntry {
+            path: path.into(),
+            hash: Hash(h),
+            size: 1,
+            executable: false,
+        }
+    }
+
+    fn dirs(d: &[&str]) -> Vec<String> {
+        d.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_clean_tree_plans_nothing() {
+        let e = [want("a", 1), want("d/b", 2)];
+        let a = [file("a", 1), file("d/b", 2)];
+        let p = plan(&e, true, &a, &dirs(&["d"]), Root::Dir, |_| true, false);
+        assert!(p.is_empty(), "{p:?}");
+        assert!(diff(&e, &a).is_clean());
+    }
+
+    #[test]
+    fn missing_files_and_folders_are_created_parents_first() {
+        let e = [want("x/y/z", 1), want("x/w", 2)];
+        let p = plan(&e, true, &[], &[], Root::Missing, |_| true, false);
+        assert_eq!(p.create_dirs, ["", "x", "x/y"]);
+        assert_eq!(p.writes.len(), 2);
+        assert_eq!(p.deleted, 2);
+    }
+
+    #[test]
+    fn an_edit_not_in_the_cache_is_a_conflict_unless_forced() {
+        let e = [want("a", 1)];
+        let a = [file("a", 9), file("new", 8)];
+        let p = plan(&e, true, &a, &[], Root::Dir, |h| h == Hash(1), false);
+        assert_eq!(p.conflicts, ["a", "new"]);
+        let p = plan(&e, true, &a, &[], Root::Dir, |h| h == Hash(1), true);
+        assert!(p.conflicts.is_empty());
+        assert_eq!(p.deletes, ["new"]);
+        assert_eq!(p.writes[0].path, "a");
+        let p = plan(&e, true, &a, &[], Root::Dir, |_| true, false);
+        assert!(
+            p.conflicts.is_empty(),
+            "content in the cache may be replaced"
+        );
+    }
+
+    #[test]
+    fn a_foreign_symlink_is_never_safe_but_a_cache_link_is() {
+        let e = [want("a", 1)];
+        let mut foreign = file("a", 0);
+        foreign.stat.kind = Kind::Symlink;
+        foreign.hash = None;
+        let p = plan(
+            &e,
+            true,
+            &[foreign.clone()],
+            &[],
+            Root::Dir,
+            |_| true,
+            false,
+        );
+        assert_eq!(p.conflicts, ["a"]);
+        foreign.cache_link = true;
+        foreign.hash = Some(Hash(3));
+        let p = plan(&e, true, &[foreign], &[], Root::Dir, |_| false, false);
+        assert!(p.conflicts.is_empty());
+        assert_eq!(p.writes.len(), 1);
+    }
+
+    #[test]
+    fn executable_bit_change_is_a_modification() {
+        let e = [ManifestEntry {
+            executable: true,
+            ..want("run.sh", 1)
+        }];
+        let p = plan(
+            &e,
+            true,
+            &[file("run.sh", 1)],
+            &[],
+            Root::Dir,
+            |_| true,
+            false,
+        );
+        assert_eq!(p.modified, 1);
+        assert_eq!(p.writes.len(), 1);
+    }
+
+    #[test]
+    fn a_folder_where_a_file_belongs_is_emptied_and_removed() {
+        let e = [want("a", 1), want("keep/k", 2)];
+        let a = [file("a/x", 5), file("a/y/z", 6), file("keep/k", 2)];
+        let p = plan(
+            &e,
+            true,
+            &a,
+            &dirs(&["a", "a/y", "keep"]),
+            Root::Dir,
+            |_| true,
+            false,
+        );
+        assert_eq!(p.deletes, ["a/x", "a/y/z"]);
+        assert_eq!(p.remove_dirs, ["a/y", "a"]);
+        assert!(p.create_dirs.is_empty());
+        assert_eq!(p.writes[0].path, "a");
+    }
+
+    #[test]
+    fn a_file_where_a_folder_belongs_is_replaced_by_the_folder() {
+        let e = [want("d/f", 1)];
+        let p = plan(&e, true, &[file("d", 1)], &[], Root::Dir, |_| true, false);
+        assert_eq!(p.deletes, ["d"]);
+        assert_eq!(p.create_dirs, ["d"]);
+    }
+
+    #[test]
+    fn file_outs_replace_a_folder_root_and_dir_outs_a_file_root() {
+        let e = [want("", 1)];
+        let p = plan(&e, false, &[file("x", 1)], &[], Root::Dir, |_| true, false);
+        assert_eq!(p.deletes, ["x"]);
+        assert_eq!(p.remove_dirs, [""]);
+        assert_eq!(p.writes[0].path, "");
+        let e = [want("f", 1)];
+        let p = plan(&e, true, &[file("", 1)], &[], Root::NotDir, |_| true, false);
+        assert_eq!(p.deletes, [""]);
+        assert_eq!(p.create_dirs, [""]);
+    }
+}

@@ -1,0 +1,208 @@
+//! The bulk stat walk: one `lstat` per entry, directories read in parallel
+//! (each directory is a rayon job), results sorted by path.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::stat::{FileStat, Kind};
+use crate::error::{Error, IoContext, Result};
+
+/// Names starting with this are bale's own temporary files: they are never
+/// tracked, and a checkout removes the ones an interrupted run left behind.
+pub const TEMP_PREFIX: &str = ".bale-tmp.";
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// '/'-separated, relative to the walked root; "" is the root itself
+    /// (only for a root that is not a directory).
+    pub path: String,
+    pub stat: FileStat,
+    /// The target of a symlink, read in the same pass.
+    pub link_target: Option<PathBuf>,
+}
+
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Every entry below the root (directories included, the root excluded
+    /// unless it is not a directory), sorted by path bytes.
+    pub entries: Vec<Entry>,
+    /// Leftover temporary files of an interrupted bale run.
+    pub stale_temps: Vec<PathBuf>,
+}
+
+impl Walk {
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.stat.kind != Kind::Dir)
+    }
+}
+
+/// Walks `root` without following symlinks. `Ok(None)` when `root` does
+/// not exist.
+pub fn walk(root: &Path) -> Result<Option<Walk>> {
+    let meta = match fs::symlink_metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", root, e)),
+    };
+    let stat = FileStat::from_metadata(&meta);
+    if stat.kind != Kind::Dir {
+        let link_target = read_target(root, stat.kind)?;
+        return Ok(Some(Walk {
+            entries: vec![Entry {
+                path: String::new(),
+                stat,
+                link_target,
+            }],
+            stale_temps: Vec::new(),
+        }));
+    }
+
+    let found: Mutex<Vec<Vec<Entry>>> = Mutex::new(Vec::new());
+    let temps: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    rayon::scope(|scope| {
+        read_dir_job(
+            scope,
+            root.to_path_buf(),
+            String::new(),
+            &found,
+            &temps,
+            &first_error,
+        );
+    });
+    if let Some(e) = into_inner(first_error) {
+        return Err(e);
+    }
+    let mut entries: Vec<Entry> = into_inner(found).into_iter().flatten().collect();
+    entries.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(Some(Walk {
+        entries,
+        stale_temps: into_inner(temps),
+    }))
+}
+
+fn into_inner<T>(m: Mutex<T>) -> T {
+    m.into_inner().unwrap_or_else(|poison| poison.into_inner())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+fn read_dir_job<'s>(
+    scope: &rayon::Scope<'s>,
+    dir: PathBuf,
+    rel: String,
+    found: &'s Mutex<Vec<Vec<Entry>>>,
+    temps: &'s Mutex<Vec<PathBuf>>,
+    first_error: &'s Mutex<Option<Error>>,
+) {
+    match read_one_dir(&dir, &rel) {
+        Ok((entries, stale)) => {
+            for e in entries.iter().filter(|e| e.stat.kind == Kind::Dir) {
+                let sub_dir = dir.join(file_name(&e.path));
+                let sub_rel = e.path.clone();
+                scope.spawn(move |s| read_dir_job(s, sub_dir, sub_rel, found, temps, first_error));
+            }
+            if !stale.is_empty() {
+                lock(temps).extend(stale);
+            }
+            lock(found).push(entries);
+        }
+        Err(e) => {
+            lock(first_error).get_or_insert(e);
+        }
+    }
+}
+
+fn file_name(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+fn read_one_dir(dir: &Path, rel: &str) -> Result<(Vec<Entry>, Vec<PathBuf>)> {
+    let mut entries = Vec::new();
+    let mut stale = Vec::new();
+    for item in fs::read_dir(dir).at("read the folder", dir)? {
+        let item = item.at("read the folder", dir)?;
+        let name = item.file_name();
+        let Some(name_str) = name.to_str() else {
+            return Err(Error::Unsupported {
+                path: dir.join(&name),
+                reason: "the file name is not valid UTF-8; rename it".into(),
+            });
+        };
+        if name_str.starts_with(TEMP_PREFIX) {
+            stale.push(dir.join(&name));
+            continue;
+        }
+        // DirEntry::metadata is an lstat relative to the open directory.
+        let meta = item.metadata().at("read", &dir.join(&name))?;
+        let stat = FileStat::from_metadata(&meta);
+        let path = if rel.is_empty() {
+            name_str.to_owned()
+        } else {
+            format!("{rel}/{name_str}")
+        };
+        let link_target = read_target(&dir.join(&name), stat.kind)?;
+        entries.push(Entry {
+            path,
+            stat,
+            link_target,
+        });
+    }
+    Ok((entries, stale))
+}
+
+fn read_target(path: &Path, kind: Kind) -> Result<Option<PathBuf>> {
+    if kind != Kind::Symlink {
+        return Ok(None);
+    }
+    fs::read_link(path).at("read the symlink", path).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_sorted_without_following_symlinks_and_sets_temps_aside() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("d");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/f"), "x").unwrap();
+        fs::write(root.join("a.txt"), "yy").unwrap();
+        fs::write(root.join(format!("{TEMP_PREFIX}123")), "").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
+        let w = walk(&root).unwrap().unwrap();
+        let paths: Vec<_> = w.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["a", "a.txt", "a/b", "a/b/f", "link"]);
+        assert_eq!(w.get("a.txt").unwrap().stat.size, 2);
+        let link = w.get("link").unwrap();
+        assert_eq!(link.stat.kind, Kind::Symlink);
+        assert_eq!(link.link_target.as_deref(), Some(Path::new("/etc")));
+        assert_eq!(w.stale_temps.len(), 1);
+        assert!(walk(&t.path().join("missing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_file_root_is_one_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        fs::write(&f, "abc").unwrap();
+        let w = walk(&f).unwrap().unwrap();
+        assert_eq!(w.entries.len(), 1);
+        assert_eq!(w.entries[0].path, "");
+        assert_eq!(w.entries[0].stat.size, 3);
+    }
+}
