@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub hash: Hash,
     /// The link type the workspace files were made with.
     pub link_type: LinkType,
+    /// The `cache.type` chain in force then, e.g. "reflink,copy".
+    pub cache_type: String,
     /// When the snapshot was taken, on the file system's clock (ns).
     pub taken_ns: i64,
     /// Sorted by path.
@@ -53,6 +55,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     out       TEXT PRIMARY KEY,  -- the out's path, relative to the repository
     hash      BLOB NOT NULL,     -- 16 bytes, big-endian xxh3-128
     link_type TEXT NOT NULL,
+    cache_type TEXT NOT NULL,  -- the cache.type chain in force
     taken_ns  INTEGER NOT NULL,
     entries   BLOB NOT NULL      -- see encode_entries
 ) WITHOUT ROWID;
@@ -92,20 +95,21 @@ impl StateDb {
         let row = self
             .conn
             .query_row(
-                "SELECT hash, link_type, taken_ns, entries FROM snapshots WHERE out = ?1",
+                "SELECT hash, link_type, cache_type, taken_ns, entries FROM snapshots WHERE out = ?1",
                 params![out],
                 |r| {
                     Ok((
                         r.get::<_, Vec<u8>>(0)?,
                         r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some((hash, link_type, taken_ns, blob)) = row else {
+        let Some((hash, link_type, cache_type, taken_ns, blob)) = row else {
             return Ok(None);
         };
         let (Ok(hash), Ok(link_type), Some(entries)) = (
@@ -118,6 +122,7 @@ impl StateDb {
         Ok(Some(Snapshot {
             hash: Hash::from_bytes(hash),
             link_type,
+            cache_type,
             taken_ns,
             entries,
         }))
@@ -134,8 +139,8 @@ impl StateDb {
         {
             let mut put = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO snapshots (out, hash, link_type, taken_ns, entries)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR REPLACE INTO snapshots (out, hash, link_type, cache_type, taken_ns, entries)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(err)?;
             for (out, s) in snapshots {
@@ -143,6 +148,7 @@ impl StateDb {
                     out,
                     s.hash.to_bytes().as_slice(),
                     s.link_type.as_str(),
+                    s.cache_type,
                     s.taken_ns,
                     encode_entries(&s.entries)
                 ])
@@ -202,6 +208,7 @@ fn decode_entries(mut b: &[u8]) -> Option<Vec<SnapshotEntry>> {
             mtime_ns: i64::from_le_bytes(arr(&mut b)?),
             ctime_ns: i64::from_le_bytes(arr(&mut b)?),
             ino: u64::from_le_bytes(arr(&mut b)?),
+            dev: 0,
             nlink: 0,
         };
         let hash = Hash::from_bytes(arr(&mut b)?);
@@ -224,6 +231,7 @@ mod tests {
                 mtime_ns: -5,
                 ctime_ns: i64::MAX,
                 ino: u64::MAX,
+                dev: 0,
                 nlink: 0,
             },
             hash: Hash(n as u128 * 7),
@@ -231,6 +239,7 @@ mod tests {
         Snapshot {
             hash: Hash(99),
             link_type: LinkType::Hardlink,
+            cache_type: "hardlink,copy".into(),
             taken_ns: 1234,
             entries: vec![entry("a", 1), entry("b/é c", 2)],
         }

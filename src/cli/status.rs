@@ -9,10 +9,10 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::out::{self, Out};
 use crate::repo::{Access, Repo};
-use crate::state::StateDb;
-use crate::workspace::{self, plan::Root};
+use crate::state::Snapshot;
+use crate::workspace::{self, link::Linker, link::relink_advised, plan::Root, walk};
 
-use super::{Ctx, report};
+use super::{Ctx, hint, report};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -41,8 +41,17 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let outs = out::resolve(&repo, &ctx.cwd, &args.targets)?;
     let mut results = Vec::new();
     let mut failed = 0;
+    let linker = Linker::new(repo.settings.cache_types.clone());
+    let mut advise = Vec::new();
     for o in &outs {
-        match status_of(ctx, &repo, &state, o) {
+        let snapshot = state.load(&o.key)?;
+        if snapshot
+            .as_ref()
+            .is_some_and(|s| relink_advised(s.link_type, &s.cache_type, &linker))
+        {
+            advise.push(o.key.clone());
+        }
+        match status_of(ctx, &repo, snapshot, o) {
             Ok(s) => results.push(s),
             Err(e) => {
                 report(&e);
@@ -68,6 +77,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
         }
     }
+    if !advise.is_empty() {
+        hint(super::checkout::relink_hint(&advise, &linker));
+    }
     if failed > 0 {
         return Err(Error::Incomplete { count: failed }.into());
     }
@@ -88,7 +100,7 @@ pub fn expected_of(repo: &Repo, o: &Out) -> Result<Manifest> {
     }
 }
 
-fn status_of(ctx: &Ctx, repo: &Repo, state: &StateDb, o: &Out) -> Result<OutStatus> {
+fn status_of(ctx: &Ctx, repo: &Repo, snapshot: Option<Snapshot>, o: &Out) -> Result<OutStatus> {
     let pointer = repo.relative(&o.pointer)?;
     let mut s = OutStatus {
         path: o.key.clone(),
@@ -99,8 +111,14 @@ fn status_of(ctx: &Ctx, repo: &Repo, state: &StateDb, o: &Out) -> Result<OutStat
         deleted: 0,
         changed: Vec::new(),
     };
-    let snapshot = state.load(&o.key)?;
-    let obs = workspace::observe(&o.root, snapshot.as_ref(), &repo.cache, ctx.quiet)?;
+    let walked = walk::walk(&o.root)?;
+    if let (Some(snap), Some(w)) = (&snapshot, &walked)
+        && snap.hash == o.record.hash
+        && workspace::matches_snapshot(w, snap)
+    {
+        return Ok(s);
+    }
+    let obs = workspace::observe(&o.root, walked, snapshot.as_ref(), &repo.cache, ctx.quiet)?;
     if obs.root == Root::Missing {
         s.state = "missing";
         return Ok(s);

@@ -72,12 +72,7 @@ pub fn place(
         Err(LinkError::Io(e)) => return Err(Error::io("create", dest, e)),
         Err(LinkError::Exhausted(source)) => {
             return Err(Error::NoLinkType {
-                tried: linker
-                    .chain()
-                    .iter()
-                    .map(|t| t.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                tried: linker.describe(),
                 path: dest.to_path_buf(),
                 source,
             });

@@ -126,8 +126,13 @@ impl Linker {
         }
     }
 
-    pub fn chain(&self) -> &[LinkType] {
-        &self.chain
+    /// The chain as `cache.type` writes it: "reflink,copy".
+    pub fn describe(&self) -> String {
+        self.chain
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The type in use now (the first of the chain until one failed).
@@ -161,6 +166,18 @@ impl Linker {
         if let Some(i) = self.chain.iter().position(|t| *t == failed) {
             self.current.fetch_max(i + 1, Ordering::Relaxed);
         }
+    }
+
+    /// Settles the chain on the first type that works from the cache into
+    /// `dir`, by making one file there from `object` and removing it.
+    pub fn probe(&self, object: &Path, hash: Hash, dir: &Path) {
+        let tmp = dir.join(format!(
+            "{}probe.{}",
+            crate::workspace::walk::TEMP_PREFIX,
+            std::process::id()
+        ));
+        let _ = self.materialize(object, hash, &tmp, false);
+        let _ = fs::remove_file(&tmp);
     }
 
     /// Creates `dest` (which must not exist) from the cache object at
@@ -201,6 +218,14 @@ impl Linker {
             },
         )))
     }
+}
+
+/// Whether to tell the user that workspace files keep links of another type
+/// than `cache.type` asks for: the chain changed since the out was last
+/// linked (as `last_type`, under `last_chain`), and the new chain does not
+/// start with the type the files have.
+pub fn relink_advised(last_type: LinkType, last_chain: &str, linker: &Linker) -> bool {
+    last_chain != linker.describe() && linker.chain.first() != Some(&last_type)
 }
 
 /// Makes `dest` from `object` with link type `t`.
@@ -278,6 +303,25 @@ mod tests {
         assert_eq!(l.current(), LinkType::Hardlink);
         l.drop_type(LinkType::Hardlink);
         assert_eq!(l.current(), LinkType::Copy);
+    }
+
+    #[test]
+    fn relink_is_advised_only_when_the_chain_changed_to_another_type() {
+        let copy = Linker::new(vec![LinkType::Copy]);
+        let hard = Linker::new(vec![LinkType::Hardlink, LinkType::Copy]);
+        let default = Linker::new(vec![LinkType::Reflink, LinkType::Copy]);
+        assert!(!relink_advised(LinkType::Copy, "copy", &copy));
+        assert!(relink_advised(LinkType::Copy, "copy", &hard));
+        assert!(relink_advised(
+            LinkType::Hardlink,
+            "hardlink,copy",
+            &default
+        ));
+        // reflink,copy fell back to copy on a file system without reflinks:
+        // a chain that now starts with copy changes nothing.
+        assert!(!relink_advised(LinkType::Copy, "reflink,copy", &copy));
+        // The same chain, even if it fell back: nothing was changed.
+        assert!(!relink_advised(LinkType::Copy, "reflink,copy", &default));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod link;
 pub mod plan;
+pub mod relink;
 pub mod stat;
 pub mod walk;
 
@@ -13,7 +14,7 @@ use rayon::prelude::*;
 
 use self::link::{LinkType, Linker};
 use self::plan::{Actual, Root, Write};
-use self::stat::{FileStat, Kind, is_unchanged};
+use self::stat::{FileStat, Kind, is_identical, is_unchanged};
 use crate::cache::{Cache, StoreMode};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::{self, Hash};
@@ -66,13 +67,33 @@ pub fn hash_file(path: &Path) -> Result<Hash> {
         .at("read", path)
 }
 
+/// Whether a fresh walk reproduces a snapshot exactly: the same files, each
+/// with the same type, mode, size, mtime, ctime and inode, none of them racy,
+/// and no leftover temp file to clean. One pass over both sorted lists.
+pub fn matches_snapshot(w: &walk::Walk, s: &Snapshot) -> bool {
+    if !w.stale_temps.is_empty() {
+        return false;
+    }
+    let mut recorded = s.entries.iter();
+    for e in w.files() {
+        match recorded.next() {
+            Some(r) if r.path == e.path && is_identical(&r.stat, &e.stat, s.taken_ns) => {}
+            _ => return false,
+        }
+    }
+    recorded.next().is_none()
+}
+
+/// Resolves the content of every file of a walk (`None`: the root is
+/// missing).
 pub fn observe(
     root: &Path,
+    walked: Option<walk::Walk>,
     snapshot: Option<&Snapshot>,
     cache: &Cache,
     quiet: bool,
 ) -> Result<Observation> {
-    let Some(w) = walk::walk(root)? else {
+    let Some(w) = walked else {
         return Ok(Observation {
             root: Root::Missing,
             files: Vec::new(),
@@ -145,6 +166,7 @@ pub struct Recorded {
     /// Files read and stored this time.
     pub stored: usize,
     pub link_type: LinkType,
+    pub cache_type: String,
 }
 
 impl Recorded {
@@ -165,6 +187,7 @@ impl Recorded {
         Snapshot {
             hash: self.hash,
             link_type: self.link_type,
+            cache_type: self.cache_type,
             taken_ns,
             entries: self.snapshot_entries,
         }
@@ -301,6 +324,7 @@ pub fn record(
         snapshot_entries,
         stored: to_store,
         link_type: linker.current(),
+        cache_type: linker.describe(),
     })
 }
 

@@ -112,8 +112,8 @@ pub struct CheckoutPlan {
     pub writes: Vec<Write>,
     /// Paths whose content is not in the cache and would be lost.
     pub conflicts: Vec<String>,
-    /// Files already right, left alone (indices into `actual`).
-    pub kept: Vec<usize>,
+    /// Files already right, left alone: (index into `actual`, into `expected`).
+    pub kept: Vec<(usize, usize)>,
     pub added: usize,
     pub modified: usize,
     pub deleted: usize,
@@ -155,7 +155,7 @@ pub fn plan(
         added: d.added.len(),
         modified: d.modified.len(),
         deleted: d.deleted.len(),
-        kept: d.unchanged.iter().map(|&(i, _)| i).collect(),
+        kept: d.unchanged.clone(),
         ..Default::default()
     };
     let safe = |a: &Actual| force || a.cache_link || a.hash.is_some_and(&in_cache);
@@ -227,6 +227,7 @@ mod tests {
             mtime_ns: 0,
             ctime_ns: 0,
             ino: 1,
+            dev: 0,
             nlink: 1,
         }
     }

@@ -36,6 +36,8 @@ pub struct FileStat {
     pub mtime_ns: i64,
     pub ctime_ns: i64,
     pub ino: u64,
+    /// Not recorded in snapshots (0 there): only the bulk pass uses it.
+    pub dev: u64,
     pub nlink: u64,
 }
 
@@ -58,6 +60,7 @@ impl FileStat {
             mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
             ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
             ino: m.ino(),
+            dev: m.dev(),
             nlink: m.nlink(),
         }
     }
@@ -87,6 +90,12 @@ pub fn is_unchanged(recorded: &FileStat, current: &FileStat, snapshot_ns: i64) -
         && current.mtime_ns < snapshot_ns
 }
 
+/// Whether `current` is exactly what was recorded (the unchanged-out skip):
+/// [`is_unchanged`] and the same permission bits.
+pub fn is_identical(recorded: &FileStat, current: &FileStat, snapshot_ns: i64) -> bool {
+    recorded.mode == current.mode && is_unchanged(recorded, current, snapshot_ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +108,7 @@ mod tests {
             mtime_ns: 1_000,
             ctime_ns: 1_000,
             ino: 7,
+            dev: 1,
             nlink: 1,
         }
     }
@@ -140,6 +150,18 @@ mod tests {
         for c in changes {
             assert!(!is_unchanged(&stat(), &c, 2_000), "{c:?}");
         }
+    }
+
+    #[test]
+    fn a_chmod_breaks_identity_but_not_content() {
+        let now = FileStat {
+            mode: 0o755,
+            ..stat()
+        };
+        assert!(is_unchanged(&stat(), &now, 2_000));
+        assert!(!is_identical(&stat(), &now, 2_000));
+        assert!(is_identical(&stat(), &stat(), 2_000));
+        assert!(!is_identical(&stat(), &stat(), 1_000));
     }
 
     #[test]
