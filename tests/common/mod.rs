@@ -1,0 +1,391 @@
+//! Shared fixtures for the end-to-end tests: a repository in a temporary
+//! folder, a runner for the real `bale` binary, and `tree()`, which lists a
+//! whole file tree (kind, mode, content, link target) so that two trees can be
+//! compared as text, like dud's `expected_fs.txt`.
+
+// Each test file uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bale");
+
+/// The prefix of bale's temporary files in the workspace.
+pub const TEMP_PREFIX: &str = ".bale-tmp.";
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub args: Vec<String>,
+    /// `None` when the process was killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(args: Vec<String>, out: Output) -> Run {
+        let run = Run {
+            args,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        // A panic is a bug whatever the command and its exit code.
+        assert!(!run.stderr.contains("panicked"), "bale panicked:\n{run}");
+        run
+    }
+
+    /// Asserts exit 0 and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, Some(0), "expected success:\n{self}");
+        self
+    }
+
+    /// Asserts the exit code and returns self.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(self.code, Some(code), "expected exit code {code}:\n{self}");
+        self
+    }
+
+    /// Asserts exit 1 with an `error:` line on stderr and returns self.
+    #[track_caller]
+    pub fn fails(self) -> Run {
+        let run = self.code(1);
+        assert!(
+            run.stderr.lines().any(|l| l.starts_with("error: ")),
+            "expected an `error:` line on stderr:\n{run}"
+        );
+        run
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "$ bale {}\n[exit {:?}]\n--- stdout\n{}--- stderr\n{}---",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs `bale args...` in `dir`.
+pub fn bale_in(dir: &Path, args: &[&str]) -> Run {
+    let out = command_in(dir, args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
+}
+
+/// A `bale args...` command in `dir`, for tests that spawn it themselves.
+pub fn command_in(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for a spawned bale and collects what it printed.
+pub fn wait(child: Child, args: &[&str]) -> Run {
+    let out = child.wait_with_output().expect("wait for bale");
+    Run::from_output(args.iter().map(|s| s.to_string()).collect(), out)
+}
+
+/// A bale repository in a fresh temporary folder (removed on drop).
+pub struct Repo {
+    _tmp: tempfile::TempDir,
+    /// The repository root (holds `.bale/`).
+    pub root: PathBuf,
+}
+
+impl Repo {
+    /// `bale init` in a new temporary folder.
+    pub fn new() -> Repo {
+        Repo::new_in(&std::env::temp_dir())
+    }
+
+    /// `bale init` in a new folder under `base`. The root is a subfolder of
+    /// the temporary folder, so tests can check that nothing is written
+    /// beside the repository.
+    pub fn new_in(base: &Path) -> Repo {
+        let tmp = tempfile::Builder::new()
+            .prefix("bale-test.")
+            .tempdir_in(base)
+            .expect("create a temporary folder");
+        let root = tmp.path().join("repo");
+        fs::create_dir(&root).unwrap();
+        bale_in(&root, &["init", "-q"]).ok();
+        Repo { _tmp: tmp, root }
+    }
+
+    /// The folder holding the repository root (for "outside" fixtures).
+    pub fn outside(&self) -> PathBuf {
+        self.root.parent().unwrap().to_path_buf()
+    }
+
+    /// `tree()` of the folder holding the repository, the repository left
+    /// out: what a test must find unchanged when nothing may leave the root.
+    pub fn outside_tree(&self) -> String {
+        tree(&self.outside())
+            .lines()
+            .filter(|l| {
+                let path = l.get(6..).unwrap_or("");
+                !(path.starts_with("\"repo\"") || path.starts_with("\"repo/"))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// `bale args...` at the repository root.
+    pub fn bale(&self, args: &[&str]) -> Run {
+        bale_in(&self.root, args)
+    }
+
+    /// Sets `cache.type`.
+    pub fn cache_type(&self, t: &str) {
+        self.bale(&["config", "-q", "cache.type", t]).ok();
+    }
+
+    /// Writes a file (creating its folders) with mode 0644.
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        write_file(&p, content.as_ref(), 0o644);
+        p
+    }
+
+    /// Writes an executable file (mode 0755).
+    pub fn write_exec(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        write_file(&p, content.as_ref(), 0o755);
+        p
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        fs::read(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    pub fn read_string(&self, rel: &str) -> String {
+        String::from_utf8(self.read(rel)).unwrap()
+    }
+
+    /// The cache object that holds `content` (the spec's naming, computed
+    /// here independently of bale: xxh3-128 as 32 lowercase hex digits).
+    pub fn object_for(&self, content: &[u8]) -> PathBuf {
+        self.object_path(&hash_hex(content))
+    }
+
+    pub fn object_path(&self, hex: &str) -> PathBuf {
+        assert_eq!(hex.len(), 32, "{hex}");
+        self.path(".bale/cache").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Every cache object, as paths relative to the cache, sorted.
+    pub fn objects(&self) -> Vec<String> {
+        let cache = self.path(".bale/cache");
+        let mut out = Vec::new();
+        for prefix in fs::read_dir(&cache).unwrap() {
+            let prefix = prefix.unwrap();
+            let name = prefix.file_name().into_string().unwrap();
+            if name.len() != 2 || !prefix.file_type().unwrap().is_dir() {
+                continue;
+            }
+            for obj in fs::read_dir(prefix.path()).unwrap() {
+                let obj = obj.unwrap().file_name().into_string().unwrap();
+                out.push(format!("{name}/{obj}"));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The pointer file `rel` parsed as YAML.
+    pub fn pointer(&self, rel: &str) -> serde_yaml::Value {
+        serde_yaml::from_str(&self.read_string(rel))
+            .unwrap_or_else(|e| panic!("{rel} is not YAML: {e}"))
+    }
+
+    /// The `hash` of the first out of the pointer file `rel`.
+    pub fn pointer_hash(&self, rel: &str) -> String {
+        self.pointer(rel)["outs"][0]["hash"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no outs[0].hash in {rel}"))
+            .to_owned()
+    }
+
+    /// `tree()` of a path under the root.
+    pub fn tree(&self, rel: &str) -> String {
+        tree(&self.path(rel))
+    }
+}
+
+pub fn write_file(p: &Path, content: &[u8], mode: u32) {
+    if let Some(parent) = p.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    fs::write(p, content).unwrap();
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// xxh3-128 of `content` as 32 lowercase hex digits.
+pub fn hash_hex(content: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(content))
+}
+
+pub fn meta(p: &Path) -> fs::Metadata {
+    fs::symlink_metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
+}
+
+pub fn ino(p: &Path) -> u64 {
+    meta(p).ino()
+}
+
+/// Permission bits (`mode & 0o7777`), without following a symlink.
+pub fn mode(p: &Path) -> u32 {
+    meta(p).mode() & 0o7777
+}
+
+/// Lists every entry under `dir` (the root itself excluded, `.bale` folders
+/// skipped), sorted by path, one line each:
+///
+/// ```text
+/// d 755 sub
+/// f 644 sub/a.txt "content"
+/// f 755 sub/run.sh "#!/bin/sh\n"
+/// l     sub/link -> /target
+/// ```
+///
+/// Short UTF-8 content is shown escaped; longer content as its size and hash.
+/// When `dir` is not a folder, the one line describes it (with path `.`).
+pub fn tree(dir: &Path) -> String {
+    let mut out = String::new();
+    let m = match fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(_) => return "<missing>\n".into(),
+    };
+    if m.is_dir() {
+        tree_into(dir, "", &mut out);
+    } else {
+        entry_line(dir, ".", &m, &mut out);
+    }
+    out
+}
+
+fn tree_into(dir: &Path, rel: &str, out: &mut String) {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    for name in names {
+        if name == OsStr::new(".bale") {
+            continue;
+        }
+        let name = name.to_string_lossy().into_owned();
+        let rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let p = dir.join(&name);
+        let m = meta(&p);
+        entry_line(&p, &rel, &m, out);
+        if m.is_dir() {
+            tree_into(&p, &rel, out);
+        }
+    }
+}
+
+fn entry_line(p: &Path, rel: &str, m: &fs::Metadata, out: &mut String) {
+    let ft = m.file_type();
+    let perm = m.mode() & 0o7777;
+    if ft.is_dir() {
+        let _ = writeln!(out, "d {perm:03o} {rel:?}");
+    } else if ft.is_symlink() {
+        let target = fs::read_link(p).unwrap();
+        let _ = writeln!(out, "l     {rel:?} -> {}", target.display());
+    } else if ft.is_file() {
+        let content = fs::read(p).unwrap();
+        let _ = writeln!(out, "f {perm:03o} {rel:?} {}", show(&content));
+    } else {
+        let _ = writeln!(out, "? {perm:03o} {rel:?}");
+    }
+}
+
+fn show(content: &[u8]) -> String {
+    match std::str::from_utf8(content) {
+        Ok(s) if s.len() <= 80 => format!("{s:?}"),
+        _ => format!("<{} bytes, xxh3 {}>", content.len(), hash_hex(content)),
+    }
+}
+
+/// Every path under `dir` whose name starts with bale's temp prefix (the
+/// `.bale` folder skipped).
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd {
+            let e = e.unwrap();
+            let name = e.file_name();
+            if name == OsStr::new(".bale") {
+                continue;
+            }
+            if name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                found.push(e.path());
+            }
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// `touch -d` equivalent: sets a file's mtime (and atime) to `secs` since the
+/// epoch, without following symlinks.
+pub fn set_mtime(p: &Path, secs: i64, nanos: u32) {
+    let t = filetime::FileTime::from_unix_time(secs, nanos);
+    filetime::set_symlink_file_times(p, t, t).unwrap();
+}
+
+/// A tree with the kinds of names that break naive tools: spaces, non-ASCII,
+/// an empty file, an executable, a hidden file, nested folders, a name that
+/// looks like a pointer file, a backslash and a leading dash.
+pub fn odd_tree(repo: &Repo, out: &str) {
+    let p = |rel: &str| format!("{out}/{rel}");
+    repo.write(&p("plain.txt"), "plain\n");
+    repo.write(&p("with space/file name.txt"), "spaces\n");
+    repo.write(&p("non-ascii/été/日本語.txt"), "ünïcödé ✓\n");
+    repo.write(&p("non-ascii/été/Ωmega"), "omega");
+    repo.write(&p("empty"), "");
+    repo.write_exec(&p("bin/run.sh"), "#!/bin/sh\necho hello\n");
+    repo.write(&p(".hidden"), "hidden\n");
+    repo.write(&p("deep/a/b/c/d/e/leaf"), "leaf\n");
+    repo.write(&p("looks-like.bale"), "not a pointer\n");
+    repo.write(&p("back\\slash"), "backslash\n");
+    repo.write(&p("-dash"), "dash\n");
+    repo.write(&p("new\nline"), "newline in the name\n");
+    repo.write(&p("same-1"), "duplicate content\n");
+    repo.write(&p("same-2"), "duplicate content\n");
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    repo.write(&p("deep/big.bin"), big);
+}
