@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -106,6 +107,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .at("create a file in", dir)?;
     tmp.write_all(bytes).at("write", tmp.path())?;
+    // tempfile creates 0600; keep the mode of the file replaced, or give a
+    // new one the usual 0644.
+    let mode = fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .at("write", tmp.path())?;
     tmp.persist(path)
         .map_err(|e| Error::io("write", path, e.error))?;
     Ok(())

@@ -50,6 +50,9 @@ pub struct StateDb {
     path: PathBuf,
 }
 
+/// Bumped whenever the table or the blob encoding changes.
+const SCHEMA_VERSION: i64 = 1;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS snapshots (
     out       TEXT PRIMARY KEY,  -- the out's path, relative to the repository
@@ -74,6 +77,17 @@ impl StateDb {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        // The state DB only caches facts that can be derived again: a DB of
+        // another schema version is dropped and started afresh.
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if version != SCHEMA_VERSION {
+            conn.execute_batch("DROP TABLE IF EXISTS snapshots;")
+                .map_err(err)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err)?;
+        }
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(StateDb {
             conn,
@@ -256,6 +270,20 @@ mod tests {
         assert_eq!(back.get("b/é c").unwrap().stat.size, 2);
         db.save(&[], &["data".into()]).unwrap();
         assert_eq!(db.load("data").unwrap(), None);
+    }
+
+    #[test]
+    fn a_db_of_another_schema_version_is_started_afresh() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch("CREATE TABLE snapshots (out TEXT PRIMARY KEY, x BLOB);")
+            .unwrap();
+        drop(old);
+        let mut db = StateDb::open(&path).unwrap();
+        assert_eq!(db.load("data").unwrap(), None);
+        db.save(&[("data".into(), snapshot())], &[]).unwrap();
+        assert_eq!(db.load("data").unwrap(), Some(snapshot()));
     }
 
     #[test]

@@ -66,18 +66,17 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 }
 
 /// Every hash that a pointer file under the repository root references.
-/// An unreadable pointer file stops gc: deleting on partial knowledge could
-/// lose data.
+/// An unreadable pointer file or a missing manifest stops gc: deleting on
+/// partial knowledge could lose data.
 fn referenced(repo: &Repo) -> Result<HashSet<Hash>> {
     let mut keep = HashSet::new();
     for o in out::resolve(repo, &repo.root, &[])? {
         keep.insert(o.record.hash);
         if o.is_dir() {
-            match repo.cache.read_manifest(o.record.hash, &o.root) {
-                Ok(m) => keep.extend(m.entries().iter().map(|e| e.hash)),
-                Err(Error::MissingObject { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            // A missing manifest stops gc too: the objects it lists are
+            // unknown, and may come back with it.
+            let m = repo.cache.read_manifest(o.record.hash, &o.root)?;
+            keep.extend(m.entries().iter().map(|e| e.hash));
         }
     }
     Ok(keep)

@@ -115,6 +115,7 @@ fn status_of(ctx: &Ctx, repo: &Repo, snapshot: Option<Snapshot>, o: &Out) -> Res
     if let (Some(snap), Some(w)) = (&snapshot, &walked)
         && snap.hash == o.record.hash
         && workspace::matches_snapshot(w, snap)
+        && repo.cache.contains(o.record.hash)
     {
         return Ok(s);
     }
