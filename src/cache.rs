@@ -124,6 +124,63 @@ impl Cache {
         result
     }
 
+    /// Makes the file at `src` itself the object, for link types that share
+    /// the object anyway (hardlink, symlink): no byte is copied. The file is
+    /// hashed through an open descriptor; if its stat moved meanwhile it was
+    /// being written, and `Adopted::Changed` says to copy it instead. Else it
+    /// is made read-only and that very inode is linked in under its hash.
+    pub fn adopt_file(&self, src: &Path) -> Result<Adopted> {
+        let f = File::open(src).at("read", src)?;
+        let before = f.metadata().at("read", src)?;
+        let (hash, size) =
+            hash::with_buffer(|buf| hash::hash_reader(&f, buf)).at("read", src)?;
+        let after = f.metadata().at("read", src)?;
+        let same = |a: &fs::Metadata, b: &fs::Metadata| {
+            use std::os::unix::fs::MetadataExt;
+            (a.size(), a.mtime(), a.mtime_nsec(), a.ctime(), a.ctime_nsec())
+                == (b.size(), b.mtime(), b.mtime_nsec(), b.ctime(), b.ctime_nsec())
+        };
+        if !same(&before, &after) || !after.is_file() {
+            return Ok(Adopted::Changed);
+        }
+        if self.contains(hash) {
+            return Ok(Adopted::Exists { hash, size });
+        }
+        let original = after.permissions();
+        f.set_permissions(fs::Permissions::from_mode(OBJECT_MODE))
+            .at("make read-only", src)?;
+        let dest = self.object_path(hash);
+        let mut linked = link_fd(&f, &dest);
+        if matches!(&linked, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).at("create the cache folder", parent)?;
+            }
+            linked = link_fd(&f, &dest);
+        }
+        match linked {
+            Ok(()) => {
+                let stat = f.metadata().at("read", src)?;
+                Ok(Adopted::Linked {
+                    hash,
+                    size,
+                    stat: crate::workspace::stat::FileStat::from_metadata(&stat),
+                })
+            }
+            Err(e) => {
+                let _ = f.set_permissions(original);
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    Ok(Adopted::Exists { hash, size })
+                } else if crate::workspace::link::is_unsupported(&e)
+                    || e.kind() == io::ErrorKind::NotFound
+                {
+                    Ok(Adopted::Changed)
+                } else {
+                    Err(Error::io("store into the cache", &dest, e))
+                }
+            }
+        }
+    }
+
     /// Stores `bytes` (a manifest) and returns their hash.
     pub fn store_bytes(&self, bytes: &[u8]) -> Result<Hash> {
         let hash = Hash::of_bytes(bytes);
@@ -225,6 +282,49 @@ impl Cache {
     }
 }
 
+/// What `adopt_file` did.
+#[derive(Debug)]
+pub enum Adopted {
+    /// The file is now the object; `stat` is its stat after that.
+    Linked {
+        hash: Hash,
+        size: u64,
+        stat: crate::workspace::stat::FileStat,
+    },
+    /// An object with this content was already there; the file is untouched.
+    Exists { hash: Hash, size: u64 },
+    /// The file changed while it was read, or cannot be linked into the
+    /// cache (another file system): store a copy instead.
+    Changed,
+}
+
+/// Links the open file `f` at `dest` (the inode that was read, whatever
+/// happened to its path meanwhile), through /proc's view of the descriptor.
+fn link_fd(f: &File, dest: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let from = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .map_err(io::Error::other)?;
+    let to = CString::new(dest.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both arguments are valid NUL-terminated paths that outlive the
+    // call; linkat does not keep them.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +352,29 @@ mod tests {
         assert_eq!(cache.hash_of_object_path(&obj), Some(h));
         assert!(cache.temp_files().is_empty());
         assert_eq!(cache.list_objects().unwrap(), vec![(h, obj)]);
+    }
+
+    #[test]
+    fn adopting_links_the_file_itself_read_only() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::new(t.path().join("cache"));
+        let src = t.path().join("f");
+        fs::write(&src, "adopt me").unwrap();
+        let Adopted::Linked { hash, size, stat } = cache.adopt_file(&src).unwrap() else {
+            panic!("not linked");
+        };
+        assert_eq!((hash, size), (Hash::of_bytes(b"adopt me"), 8));
+        let obj = fs::metadata(cache.object_path(hash)).unwrap();
+        let ws = fs::metadata(&src).unwrap();
+        assert_eq!(obj.ino(), ws.ino());
+        assert_eq!(obj.mode() & 0o777, OBJECT_MODE);
+        assert_eq!(stat.ctime_ns, ws.ctime() * 1_000_000_000 + ws.ctime_nsec());
+        let twin = t.path().join("g");
+        fs::write(&twin, "adopt me").unwrap();
+        let mode = fs::metadata(&twin).unwrap().mode();
+        assert!(matches!(cache.adopt_file(&twin).unwrap(), Adopted::Exists { .. }));
+        assert_eq!(fs::metadata(&twin).unwrap().mode(), mode, "left untouched");
     }
 
     #[test]

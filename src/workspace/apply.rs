@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::link::{LinkError, LinkType, Linker};
+use super::link::{self, LinkError, LinkType, Linker};
 use super::plan::{CheckoutPlan, Write};
 use super::stat::FileStat;
 use super::walk::TEMP_PREFIX;
@@ -44,7 +44,10 @@ pub fn temp_beside(dest: &Path) -> PathBuf {
     }
 }
 
-/// Makes `dest` from the object of `w` via a temp file and a rename.
+/// Makes `dest` from the object of `w`, atomically: a hardlink or symlink
+/// is whole the moment it exists, so it is made straight at `dest` when that
+/// place is free; anything else is made beside it and renamed over it.
+/// Returns the placed file's stat, taken right after it was placed.
 pub fn place(
     cache: &Cache,
     linker: &Linker,
@@ -52,60 +55,58 @@ pub fn place(
     dest: &Path,
 ) -> Result<(FileStat, LinkType)> {
     let object = cache.object_path(w.hash);
-    let tmp = temp_beside(dest);
-    let missing = || Error::MissingObject {
-        hash: w.hash,
-        path: dest.to_path_buf(),
-        object: object.clone(),
-    };
-    let corrupt = || Error::CorruptObject {
-        hash: w.hash,
-        path: dest.to_path_buf(),
-        object: object.clone(),
-    };
-    let link_type = match linker.materialize(&object, w.hash, &tmp, w.executable) {
-        Ok(t) => t,
-        Err(LinkError::Corrupt) => return Err(corrupt()),
-        Err(LinkError::Io(e)) if e.kind() == io::ErrorKind::NotFound && !object.exists() => {
-            return Err(missing());
-        }
-        Err(LinkError::Io(e)) => return Err(Error::io("create", dest, e)),
-        Err(LinkError::Exhausted(source)) => {
-            return Err(Error::NoLinkType {
-                tried: linker.describe(),
+    let fail = |e: LinkError| match e {
+        LinkError::Corrupt => Error::CorruptObject {
+            hash: w.hash,
+            path: dest.to_path_buf(),
+            object: object.clone(),
+        },
+        LinkError::Io(e) if e.kind() == io::ErrorKind::NotFound && !object.exists() => {
+            Error::MissingObject {
+                hash: w.hash,
                 path: dest.to_path_buf(),
-                source,
-            });
+                object: object.clone(),
+            }
         }
+        LinkError::Io(e) => Error::io("create", dest, e),
+        LinkError::Exhausted(source) => Error::NoLinkType {
+            tried: linker.describe(),
+            path: dest.to_path_buf(),
+            source,
+        },
     };
-    // The object's size is the cheap check of its content for the types
-    // that do not read it (a copy was hashed on the way).
-    let size = if link_type == LinkType::Symlink {
-        fs::metadata(&object).map(|m| m.len())
-    } else {
-        fs::symlink_metadata(&tmp).map(|m| m.len())
-    };
-    match size {
-        Ok(s) if s == w.size => {}
-        Ok(_) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(corrupt());
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(if e.kind() == io::ErrorKind::NotFound {
-                missing()
-            } else {
-                Error::io("read", &object, e)
-            });
+    let mut made = None;
+    if let Some(t) = linker.wanted(w.executable).filter(|t| t.shares_object()) {
+        match link::make(t, &object, w.hash, w.size, dest, w.executable) {
+            Ok(()) => made = Some(t),
+            Err(LinkError::Io(e))
+                if e.kind() == io::ErrorKind::AlreadyExists || link::is_unsupported(&e) => {}
+            Err(e) => return Err(fail(e)),
         }
     }
-    if let Err(e) = fs::rename(&tmp, dest) {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io("create", dest, e));
+    let link_type = match made {
+        Some(t) => t,
+        None => {
+            let tmp = temp_beside(dest);
+            let t = linker
+                .materialize(&object, w.hash, w.size, &tmp, w.executable)
+                .map_err(fail)?;
+            if let Err(e) = fs::rename(&tmp, dest) {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::io("create", dest, e));
+            }
+            t
+        }
+    };
+    let stat = FileStat::from_metadata(&fs::symlink_metadata(dest).at("read", dest)?);
+    // A file that shares the object's blocks was not read: its size is the
+    // cheap check of the object (a copy was hashed on the way, a symlink's
+    // object checked before it was made).
+    if matches!(link_type, LinkType::Hardlink | LinkType::Reflink) && stat.size != w.size {
+        let _ = fs::remove_file(dest);
+        return Err(fail(LinkError::Corrupt));
     }
-    let meta = fs::symlink_metadata(dest).at("read", dest)?;
-    Ok((FileStat::from_metadata(&meta), link_type))
+    Ok((stat, link_type))
 }
 
 pub fn apply(

@@ -176,7 +176,8 @@ impl Linker {
             crate::workspace::walk::TEMP_PREFIX,
             std::process::id()
         ));
-        let _ = self.materialize(object, hash, &tmp, false);
+        let size = fs::metadata(object).map(|m| m.len()).unwrap_or(0);
+        let _ = self.materialize(object, hash, size, &tmp, false);
         let _ = fs::remove_file(&tmp);
     }
 
@@ -186,6 +187,7 @@ impl Linker {
         &self,
         object: &Path,
         hash: Hash,
+        size: u64,
         dest: &Path,
         executable: bool,
     ) -> Result<LinkType, LinkError> {
@@ -196,7 +198,7 @@ impl Linker {
                 break;
             }
             tried.push(t);
-            match make(t, object, hash, dest, executable) {
+            match make(t, object, hash, size, dest, executable) {
                 Ok(()) => return Ok(t),
                 Err(LinkError::Io(e)) if is_unsupported(&e) => {
                     let _ = fs::remove_file(dest);
@@ -228,17 +230,25 @@ pub fn relink_advised(last_type: LinkType, last_chain: &str, linker: &Linker) ->
     last_chain != linker.describe() && linker.chain.first() != Some(&last_type)
 }
 
-/// Makes `dest` from `object` with link type `t`.
+/// Makes `dest` from `object` (whose content hashes to `hash` and is `size`
+/// bytes long) with link type `t`. A copy is verified by its hash; a symlink,
+/// which would dangle silently, by the object's presence and size.
 pub fn make(
     t: LinkType,
     object: &Path,
     hash: Hash,
+    size: u64,
     dest: &Path,
     executable: bool,
 ) -> Result<(), LinkError> {
     match t {
         LinkType::Hardlink => fs::hard_link(object, dest).map_err(LinkError::Io),
-        LinkType::Symlink => std::os::unix::fs::symlink(object, dest).map_err(LinkError::Io),
+        LinkType::Symlink => {
+            if fs::metadata(object).map_err(LinkError::Io)?.len() != size {
+                return Err(LinkError::Corrupt);
+            }
+            std::os::unix::fs::symlink(object, dest).map_err(LinkError::Io)
+        }
         LinkType::Reflink => {
             let src = File::open(object).map_err(LinkError::Io)?;
             let out = create_private(dest, executable).map_err(LinkError::Io)?;

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use self::link::{LinkType, Linker};
 use self::plan::{Actual, Root, Write};
 use self::stat::{FileStat, Kind, is_identical, is_unchanged};
-use crate::cache::{Cache, StoreMode};
+use crate::cache::{Adopted, Cache, StoreMode};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::{self, Hash};
 use crate::manifest::{Manifest, ManifestEntry};
@@ -255,28 +255,20 @@ pub fn record(
 
     let to_store = pending.iter().filter(|p| p.hash.is_none()).count();
     let bar = Bar::new(to_store as u64, "storing", quiet || to_store < 1000);
-    let results: Vec<Result<(FileStat, Hash)>> = pending
+    let results: Vec<Result<Stored>> = pending
         .par_iter()
-        .map(|p| -> Result<(FileStat, Hash)> {
-            if let Some(h) = p.hash {
-                return Ok((p.stat, h));
+        .map(|p| -> Result<Stored> {
+            if let Some(hash) = p.hash {
+                return Ok(Stored {
+                    stat: p.stat,
+                    hash,
+                    size: p.stat.size,
+                });
             }
             let abs = paths::join(root, &p.path);
-            let (hash, size) = store(cache, linker, &abs)?;
+            let r = store_and_link(cache, linker, &abs, &p.path, p.stat);
             bar.inc(1);
-            let executable = p.stat.is_executable();
-            let wanted = linker.wanted(executable);
-            if matches!(wanted, Some(t) if t.shares_object()) {
-                let w = Write {
-                    path: p.path.clone(),
-                    hash,
-                    size,
-                    executable,
-                };
-                let (stat, _) = apply::place(cache, linker, &w, &abs)?;
-                return Ok((stat, hash));
-            }
-            Ok((p.stat, hash))
+            r
         })
         .collect();
     bar.finish();
@@ -285,14 +277,18 @@ pub fn record(
     let mut snapshot_entries = Vec::with_capacity(pending.len());
     let mut size = 0u64;
     for (p, r) in pending.into_iter().zip(results) {
-        let (stat, hash) = r?;
+        let Stored {
+            stat,
+            hash,
+            size: stored_size,
+        } = r?;
         let executable = !p.cache_link && p.stat.is_executable();
         let file_size = if p.cache_link {
             std::fs::metadata(cache.object_path(hash))
                 .map(|m| m.len())
                 .at("read", &cache.object_path(hash))?
         } else {
-            p.stat.size
+            stored_size
         };
         size += file_size;
         entries.push(ManifestEntry {
@@ -326,6 +322,57 @@ pub fn record(
         link_type: linker.current(),
         cache_type: linker.describe(),
     })
+}
+
+/// Stores one workspace file and leaves it linked per the chain. For a
+/// hardlink or symlink the file itself becomes the object (nothing copied);
+/// for a reflink it is cloned; for a copy it is copied while hashed and the
+/// workspace file, already a private copy, is left alone.
+fn store_and_link(
+    cache: &Cache,
+    linker: &Linker,
+    abs: &Path,
+    rel: &str,
+    walked: FileStat,
+) -> Result<Stored> {
+    let executable = walked.is_executable();
+    let wanted = linker.wanted(executable);
+    let link = |hash, size| {
+        let w = Write {
+            path: rel.to_owned(),
+            hash,
+            size,
+            executable,
+        };
+        apply::place(cache, linker, &w, abs).map(|(stat, _)| Stored { stat, hash, size })
+    };
+    if let Some(t) = wanted.filter(|t| t.shares_object()) {
+        match cache.adopt_file(abs)? {
+            Adopted::Linked { hash, size, stat } if t == LinkType::Hardlink => {
+                return Ok(Stored { stat, hash, size });
+            }
+            Adopted::Linked { hash, size, .. } | Adopted::Exists { hash, size } => {
+                return link(hash, size);
+            }
+            Adopted::Changed => {}
+        }
+    }
+    let (hash, size) = store(cache, linker, abs)?;
+    if linker.wanted(executable).is_some_and(LinkType::shares_object) {
+        return link(hash, size);
+    }
+    Ok(Stored {
+        stat: walked,
+        hash,
+        size,
+    })
+}
+
+/// A file as recorded: the stat to remember, its content's hash and size.
+struct Stored {
+    stat: FileStat,
+    hash: Hash,
+    size: u64,
 }
 
 /// Stores one file, cloning it when the chain starts with reflink and the
