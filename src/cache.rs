@@ -99,12 +99,13 @@ impl Cache {
     }
 
     /// Stores the content of `src`, hashing it on the way in. Returns its
-    /// hash and size. With `StoreMode::Reflink`, an `Err` whose io error is
-    /// "unsupported" tells the caller to fall back to `StoreMode::Copy`.
-    pub fn store_file(&self, src: &Path, mode: StoreMode) -> Result<(Hash, u64)> {
+    /// hash, its size, and whether the object is new (false: an equal object
+    /// was already there and was kept). With `StoreMode::Reflink`, an `Err`
+    /// whose io error is "unsupported" means: fall back to `StoreMode::Copy`.
+    pub fn store_file(&self, src: &Path, mode: StoreMode) -> Result<(Hash, u64, bool)> {
         let input = File::open(src).at("read", src)?;
         let (tmp, out) = self.create_temp()?;
-        let result = (|| -> Result<(Hash, u64)> {
+        let result = (|| -> Result<(Hash, u64, bool)> {
             let (hash, size) = match mode {
                 StoreMode::Copy => hash::with_buffer(|buf| hash::copy_hashing(&input, &out, buf))
                     .at("read", src)?,
@@ -115,8 +116,8 @@ impl Cache {
                 }
             };
             drop(out);
-            self.publish(&tmp, hash)?;
-            Ok((hash, size))
+            let fresh = self.publish(&tmp, hash)?;
+            Ok((hash, size, fresh))
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -132,13 +133,23 @@ impl Cache {
     pub fn adopt_file(&self, src: &Path) -> Result<Adopted> {
         let f = File::open(src).at("read", src)?;
         let before = f.metadata().at("read", src)?;
-        let (hash, size) =
-            hash::with_buffer(|buf| hash::hash_reader(&f, buf)).at("read", src)?;
+        let (hash, size) = hash::with_buffer(|buf| hash::hash_reader(&f, buf)).at("read", src)?;
         let after = f.metadata().at("read", src)?;
         let same = |a: &fs::Metadata, b: &fs::Metadata| {
             use std::os::unix::fs::MetadataExt;
-            (a.size(), a.mtime(), a.mtime_nsec(), a.ctime(), a.ctime_nsec())
-                == (b.size(), b.mtime(), b.mtime_nsec(), b.ctime(), b.ctime_nsec())
+            (
+                a.size(),
+                a.mtime(),
+                a.mtime_nsec(),
+                a.ctime(),
+                a.ctime_nsec(),
+            ) == (
+                b.size(),
+                b.mtime(),
+                b.mtime_nsec(),
+                b.ctime(),
+                b.ctime_nsec(),
+            )
         };
         if !same(&before, &after) || !after.is_file() {
             return Ok(Adopted::Changed);
@@ -199,8 +210,9 @@ impl Cache {
 
     /// Makes the temp file at `tmp` the object `hash`: read-only, then linked
     /// in under its name. If the object is already there, it is kept (its
-    /// inode may be linked from workspaces) and the temp file is dropped.
-    fn publish(&self, tmp: &Path, hash: Hash) -> Result<()> {
+    /// inode may be linked from workspaces), the temp file is dropped, and
+    /// the result is false.
+    fn publish(&self, tmp: &Path, hash: Hash) -> Result<bool> {
         fs::set_permissions(tmp, fs::Permissions::from_mode(OBJECT_MODE))
             .at("make read-only", tmp)?;
         let dest = self.object_path(hash);
@@ -211,18 +223,19 @@ impl Cache {
             }
             result = fs::hard_link(tmp, &dest);
         }
-        match result {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        let fresh = match result {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             // A file system without hard links: a rename still publishes
             // atomically (replacing an equal object at worst).
             Err(e) if crate::workspace::link::is_unsupported(&e) => {
-                return fs::rename(tmp, &dest).at("store into the cache", &dest);
+                fs::rename(tmp, &dest).at("store into the cache", &dest)?;
+                return Ok(true);
             }
             Err(e) => return Err(Error::io("store into the cache", &dest, e)),
-        }
+        };
         let _ = fs::remove_file(tmp);
-        Ok(())
+        Ok(fresh)
     }
 
     /// Reads and checks the manifest object `hash`.
@@ -304,8 +317,8 @@ fn link_fd(f: &File, dest: &Path) -> io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::io::AsRawFd;
-    let from = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))
-        .map_err(io::Error::other)?;
+    let from =
+        CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).map_err(io::Error::other)?;
     let to = CString::new(dest.as_os_str().as_bytes()).map_err(io::Error::other)?;
     // SAFETY: both arguments are valid NUL-terminated paths that outlive the
     // call; linkat does not keep them.
@@ -335,7 +348,8 @@ mod tests {
         let cache = Cache::new(t.path().join("cache"));
         let src = t.path().join("f");
         fs::write(&src, "hello").unwrap();
-        let (h, size) = cache.store_file(&src, StoreMode::Copy).unwrap();
+        let (h, size, fresh) = cache.store_file(&src, StoreMode::Copy).unwrap();
+        assert!(fresh);
         assert_eq!(h, Hash::of_bytes(b"hello"));
         assert_eq!(size, 5);
         let obj = cache.object_path(h);
@@ -343,7 +357,7 @@ mod tests {
         let mode = fs::metadata(&obj).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, OBJECT_MODE);
         let ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&obj).unwrap());
-        cache.store_file(&src, StoreMode::Copy).unwrap();
+        assert!(!cache.store_file(&src, StoreMode::Copy).unwrap().2);
         assert_eq!(
             std::os::unix::fs::MetadataExt::ino(&fs::metadata(&obj).unwrap()),
             ino,
@@ -373,7 +387,10 @@ mod tests {
         let twin = t.path().join("g");
         fs::write(&twin, "adopt me").unwrap();
         let mode = fs::metadata(&twin).unwrap().mode();
-        assert!(matches!(cache.adopt_file(&twin).unwrap(), Adopted::Exists { .. }));
+        assert!(matches!(
+            cache.adopt_file(&twin).unwrap(),
+            Adopted::Exists { .. }
+        ));
         assert_eq!(fs::metadata(&twin).unwrap().mode(), mode, "left untouched");
     }
 

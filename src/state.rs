@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use std::io::Read;
+
+use rusqlite::{Connection, MAIN_DB, OptionalExtension, params};
 
 use crate::error::{Error, Result};
 use crate::hash::Hash;
@@ -13,15 +15,20 @@ use crate::workspace::link::LinkType;
 use crate::workspace::stat::{FileStat, Kind};
 
 /// One file (or symlink) of an out as it was when the snapshot was taken.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotEntry {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotEntry<'a> {
     /// '/'-separated, relative to the out; "" for a file out.
-    pub path: String,
+    pub path: &'a str,
     pub stat: FileStat,
     /// The content's hash.
     pub hash: Hash,
+    /// How the file was made from its object, when known.
+    pub link: Option<LinkType>,
 }
 
+/// The tree of an out after the last successful add, commit or checkout.
+/// Its entries stay in their compact encoding and are read in one pass in
+/// path order: nothing per file is allocated to load or compare one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     /// The hash the out had (manifest hash for a directory).
@@ -32,16 +39,63 @@ pub struct Snapshot {
     pub cache_type: String,
     /// When the snapshot was taken, on the file system's clock (ns).
     pub taken_ns: i64,
-    /// Sorted by path.
-    pub entries: Vec<SnapshotEntry>,
+    /// The entries, sorted by path, encoded as described at `encode_entry`.
+    entries: Vec<u8>,
+    len: usize,
 }
 
 impl Snapshot {
-    pub fn get(&self, path: &str) -> Option<&SnapshotEntry> {
-        self.entries
-            .binary_search_by(|e| e.path.as_str().cmp(path))
-            .ok()
-            .map(|i| &self.entries[i])
+    pub fn new(
+        hash: Hash,
+        link_type: LinkType,
+        cache_type: String,
+        taken_ns: i64,
+        entries: SnapshotEntries,
+    ) -> Snapshot {
+        Snapshot {
+            hash,
+            link_type,
+            cache_type,
+            taken_ns,
+            entries: entries.bytes,
+            len: entries.len,
+        }
+    }
+
+    /// How many files the snapshot holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entries in path order.
+    pub fn entries(&self) -> impl Iterator<Item = SnapshotEntry<'_>> {
+        let mut rest = self.entries.as_slice();
+        std::iter::from_fn(move || decode_entry(&mut rest))
+    }
+}
+
+/// Entries being encoded for a snapshot; push them in path order.
+#[derive(Debug, Default)]
+pub struct SnapshotEntries {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl SnapshotEntries {
+    pub fn with_capacity(files: usize) -> SnapshotEntries {
+        SnapshotEntries {
+            bytes: Vec::with_capacity(files * 80),
+            len: 0,
+        }
+    }
+
+    pub fn push(&mut self, path: &str, stat: &FileStat, hash: Hash, link: Option<LinkType>) {
+        encode_entry(&mut self.bytes, path, stat, hash, link);
+        self.len += 1;
     }
 }
 
@@ -51,7 +105,7 @@ pub struct StateDb {
 }
 
 /// Bumped whenever the table or the blob encoding changes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -60,8 +114,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
     link_type TEXT NOT NULL,
     cache_type TEXT NOT NULL,  -- the cache.type chain in force
     taken_ns  INTEGER NOT NULL,
-    entries   BLOB NOT NULL      -- see encode_entries
-) WITHOUT ROWID;
+    entries   BLOB NOT NULL      -- see encode_entry
+);
 ";
 
 impl StateDb {
@@ -109,27 +163,37 @@ impl StateDb {
         let row = self
             .conn
             .query_row(
-                "SELECT hash, link_type, cache_type, taken_ns, entries FROM snapshots WHERE out = ?1",
+                "SELECT rowid, hash, link_type, cache_type, taken_ns, length(entries)
+                 FROM snapshots WHERE out = ?1",
                 params![out],
                 |r| {
                     Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
                         r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some((hash, link_type, cache_type, taken_ns, blob)) = row else {
+        let Some((rowid, hash, link_type, cache_type, taken_ns, size)) = row else {
             return Ok(None);
         };
-        let (Ok(hash), Ok(link_type), Some(entries)) = (
+        // Read the blob incrementally straight into its final buffer: a plain
+        // column read would hold a second, SQLite-side copy of it.
+        let mut blob = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        self.conn
+            .blob_open(MAIN_DB, c"snapshots", c"entries", rowid, true)
+            .map_err(|e| self.err(e))?
+            .read_to_end(&mut blob)
+            .map_err(|e| self.err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let (Ok(hash), Ok(link_type), Some(len)) = (
             <[u8; 16]>::try_from(hash.as_slice()),
             link_type.parse::<LinkType>(),
-            decode_entries(&blob),
+            count_well_formed(&blob),
         ) else {
             return Ok(None);
         };
@@ -138,7 +202,8 @@ impl StateDb {
             link_type,
             cache_type,
             taken_ns,
-            entries,
+            entries: blob,
+            len,
         }))
     }
 
@@ -164,7 +229,7 @@ impl StateDb {
                     s.link_type.as_str(),
                     s.cache_type,
                     s.taken_ns,
-                    encode_entries(&s.entries)
+                    s.entries
                 ])
                 .map_err(err)?;
             }
@@ -181,24 +246,32 @@ impl StateDb {
 
 // Entry encoding, all integers little-endian:
 //   u32 path length, path bytes, u8 kind, u32 mode, u64 size,
-//   i64 mtime_ns, i64 ctime_ns, u64 ino, [u8; 16] hash
-fn encode_entries(entries: &[SnapshotEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * (61 + 24));
-    for e in entries {
-        out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
-        out.extend_from_slice(e.path.as_bytes());
-        out.push(e.stat.kind as u8);
-        out.extend_from_slice(&e.stat.mode.to_le_bytes());
-        out.extend_from_slice(&e.stat.size.to_le_bytes());
-        out.extend_from_slice(&e.stat.mtime_ns.to_le_bytes());
-        out.extend_from_slice(&e.stat.ctime_ns.to_le_bytes());
-        out.extend_from_slice(&e.stat.ino.to_le_bytes());
-        out.extend_from_slice(&e.hash.to_bytes());
-    }
-    out
+//   i64 mtime_ns, i64 ctime_ns, u64 ino, [u8; 16] hash,
+//   u8 link type (0 unknown, 1 reflink, 2 hardlink, 3 symlink, 4 copy)
+fn encode_entry(
+    out: &mut Vec<u8>,
+    path: &str,
+    stat: &FileStat,
+    hash: Hash,
+    link: Option<LinkType>,
+) {
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(path.as_bytes());
+    out.push(stat.kind as u8);
+    out.extend_from_slice(&stat.mode.to_le_bytes());
+    out.extend_from_slice(&stat.size.to_le_bytes());
+    out.extend_from_slice(&stat.mtime_ns.to_le_bytes());
+    out.extend_from_slice(&stat.ctime_ns.to_le_bytes());
+    out.extend_from_slice(&stat.ino.to_le_bytes());
+    out.extend_from_slice(&hash.to_bytes());
+    out.push(link.map_or(0, |t| {
+        1 + LinkType::ALL.iter().position(|a| *a == t).unwrap_or(0) as u8
+    }));
 }
 
-fn decode_entries(mut b: &[u8]) -> Option<Vec<SnapshotEntry>> {
+/// Decodes the entry at the front of `b` and moves past it; `None` at the
+/// end or on malformed bytes.
+fn decode_entry<'a>(b: &mut &'a [u8]) -> Option<SnapshotEntry<'a>> {
     fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         if b.len() < n {
             return None;
@@ -210,53 +283,76 @@ fn decode_entries(mut b: &[u8]) -> Option<Vec<SnapshotEntry>> {
     fn arr<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
         take(b, N)?.try_into().ok()
     }
-    let mut out = Vec::new();
+    let len = u32::from_le_bytes(arr(b)?) as usize;
+    let path = std::str::from_utf8(take(b, len)?).ok()?;
+    let kind = Kind::from_u8(arr::<1>(b)?[0])?;
+    let stat = FileStat {
+        kind,
+        mode: u32::from_le_bytes(arr(b)?),
+        size: u64::from_le_bytes(arr(b)?),
+        mtime_ns: i64::from_le_bytes(arr(b)?),
+        ctime_ns: i64::from_le_bytes(arr(b)?),
+        ino: u64::from_le_bytes(arr(b)?),
+        dev: 0,
+        nlink: 0,
+    };
+    let hash = Hash::from_bytes(arr(b)?);
+    let link = match arr::<1>(b)?[0] {
+        0 => None,
+        n => Some(*LinkType::ALL.get(usize::from(n) - 1)?),
+    };
+    Some(SnapshotEntry {
+        path,
+        stat,
+        hash,
+        link,
+    })
+}
+
+/// How many entries a blob holds, if it decodes whole with its paths
+/// strictly increasing.
+fn count_well_formed(mut b: &[u8]) -> Option<usize> {
+    let mut last: Option<&str> = None;
+    let mut n = 0;
     while !b.is_empty() {
-        let len = u32::from_le_bytes(arr(&mut b)?) as usize;
-        let path = std::str::from_utf8(take(&mut b, len)?).ok()?.to_owned();
-        let kind = Kind::from_u8(arr::<1>(&mut b)?[0])?;
-        let stat = FileStat {
-            kind,
-            mode: u32::from_le_bytes(arr(&mut b)?),
-            size: u64::from_le_bytes(arr(&mut b)?),
-            mtime_ns: i64::from_le_bytes(arr(&mut b)?),
-            ctime_ns: i64::from_le_bytes(arr(&mut b)?),
-            ino: u64::from_le_bytes(arr(&mut b)?),
-            dev: 0,
-            nlink: 0,
-        };
-        let hash = Hash::from_bytes(arr(&mut b)?);
-        out.push(SnapshotEntry { path, stat, hash });
+        let e = decode_entry(&mut b)?;
+        if last.is_some_and(|l| l >= e.path) {
+            return None;
+        }
+        last = Some(e.path);
+        n += 1;
     }
-    Some(out)
+    Some(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn snapshot() -> Snapshot {
-        let entry = |path: &str, n: u64| SnapshotEntry {
-            path: path.into(),
-            stat: FileStat {
-                kind: Kind::File,
-                mode: 0o644,
-                size: n,
-                mtime_ns: -5,
-                ctime_ns: i64::MAX,
-                ino: u64::MAX,
-                dev: 0,
-                nlink: 0,
-            },
-            hash: Hash(n as u128 * 7),
-        };
-        Snapshot {
-            hash: Hash(99),
-            link_type: LinkType::Hardlink,
-            cache_type: "hardlink,copy".into(),
-            taken_ns: 1234,
-            entries: vec![entry("a", 1), entry("b/é c", 2)],
+    fn stat(n: u64) -> FileStat {
+        FileStat {
+            kind: Kind::File,
+            mode: 0o644,
+            size: n,
+            mtime_ns: -5,
+            ctime_ns: i64::MAX,
+            ino: u64::MAX,
+            dev: 0,
+            nlink: 0,
         }
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut entries = SnapshotEntries::default();
+        entries.push("a", &stat(1), Hash(7), None);
+        entries.push("b/é c", &stat(2), Hash(14), Some(LinkType::Copy));
+        Snapshot::new(
+            Hash(99),
+            LinkType::Hardlink,
+            "hardlink,copy".into(),
+            1234,
+            entries,
+        )
     }
 
     #[test]
@@ -267,7 +363,12 @@ mod tests {
         db.save(&[("data".into(), snapshot())], &[]).unwrap();
         let back = db.load("data").unwrap().unwrap();
         assert_eq!(back, snapshot());
-        assert_eq!(back.get("b/é c").unwrap().stat.size, 2);
+        let entries: Vec<_> = back.entries().collect();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            (entries[1].path, entries[1].stat, entries[1].hash),
+            ("b/é c", stat(2), Hash(14))
+        );
         db.save(&[], &["data".into()]).unwrap();
         assert_eq!(db.load("data").unwrap(), None);
     }
@@ -287,9 +388,13 @@ mod tests {
     }
 
     #[test]
-    fn a_truncated_blob_decodes_to_nothing() {
-        let blob = encode_entries(&snapshot().entries);
-        assert!(decode_entries(&blob[..blob.len() - 1]).is_none());
-        assert_eq!(decode_entries(&blob).unwrap(), snapshot().entries);
+    fn a_truncated_or_unsorted_blob_is_not_well_formed() {
+        let blob = snapshot().entries;
+        assert_eq!(count_well_formed(&blob), Some(2));
+        assert_eq!(count_well_formed(&blob[..blob.len() - 1]), None);
+        let mut unsorted = SnapshotEntries::default();
+        unsorted.push("b", &stat(1), Hash(1), None);
+        unsorted.push("a", &stat(1), Hash(1), None);
+        assert_eq!(count_well_formed(&unsorted.bytes), None);
     }
 }

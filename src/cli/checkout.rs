@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::out::{self, Out};
 use crate::progress::Bar;
 use crate::repo::{Access, Repo};
-use crate::state::{Snapshot, SnapshotEntry, StateDb};
+use crate::state::{Snapshot, StateDb};
 use crate::workspace::{
     self, Observation, apply,
     link::{Linker, relink_advised},
@@ -115,10 +115,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         );
         if outcome.errors.is_empty() {
             ctx.say(summary(&w, args.relink));
-            snapshots.push((
-                w.out.key.clone(),
-                snapshot_after(&w, outcome.placed, &linker),
-            ));
+            match snapshot_after(&w, outcome.placed, &linker) {
+                Ok(s) => snapshots.push((w.out.key.clone(), s)),
+                Err(e) => {
+                    failed += 1;
+                    report(&e);
+                }
+            }
         } else {
             failed += 1;
             for e in &outcome.errors {
@@ -168,7 +171,7 @@ fn plan_one(
         .as_ref()
         .filter(|s| !args.relink && relink_advised(s.link_type, &s.cache_type, linker))
         .map(|_| o.key.clone());
-    let walked = walk::walk(&o.root)?;
+    let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
     if !args.relink
         && let (Some(s), Some(w)) = (&snapshot, &walked)
         && s.hash == o.record.hash
@@ -194,7 +197,7 @@ fn plan_one(
             let dest = crate::paths::join(&o.root, &obs.files[i].path);
             if let Some(dir) = dest.parent() {
                 let h = expected.entries()[j].hash;
-                linker.probe(&repo.cache.object_path(h), h, dir);
+                linker.probe_reflink(&repo.cache.object_path(h), h, dir);
             }
         }
         let wrong = relink::wrong_links(
@@ -203,7 +206,6 @@ fn plan_one(
             expected.entries(),
             &repo.cache,
             linker,
-            snapshot.as_ref(),
         );
         relinked = wrong.len();
         let wrong_set: std::collections::HashSet<usize> = wrong.iter().map(|&(i, _)| i).collect();
@@ -254,31 +256,48 @@ fn summary(w: &Work, relink: bool) -> String {
 
 /// The snapshot of an out that now matches its manifest: files left alone
 /// keep the stat they were compared with; placed files have their new one.
-fn snapshot_after(w: &Work, placed: Vec<apply::Placed>, linker: &Linker) -> Snapshot {
-    let mut entries: Vec<SnapshotEntry> = w
+/// Both lists are in path order once `placed` is sorted: one merge.
+fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> Result<Snapshot> {
+    placed.sort_unstable_by(|a, b| a.write.path.cmp(&b.write.path));
+    let mut rows = Vec::with_capacity(w.plan.kept.len() + placed.len());
+    let mut kept = w
         .plan
         .kept
         .iter()
         .filter_map(|&(i, _)| {
             let a = &w.obs.files[i];
-            a.hash.map(|hash| SnapshotEntry {
-                path: a.path.clone(),
+            a.hash.map(|hash| workspace::Row {
+                path: &a.path,
                 stat: a.stat,
                 hash,
+                link: a.recorded_link,
             })
         })
-        .chain(placed.into_iter().map(|pl| SnapshotEntry {
-            path: pl.write.path,
-            stat: pl.stat,
-            hash: pl.write.hash,
-        }))
-        .collect();
-    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    Snapshot {
-        hash: w.out.record.hash,
-        link_type: linker.current(),
-        cache_type: linker.describe(),
-        taken_ns: 0,
-        entries,
+        .peekable();
+    let mut placed = placed
+        .iter()
+        .map(|p| workspace::Row {
+            path: &p.write.path,
+            stat: p.stat,
+            hash: p.write.hash,
+            link: Some(p.link_type),
+        })
+        .peekable();
+    loop {
+        let next = match (kept.peek(), placed.peek()) {
+            (Some(k), Some(p)) if k.path < p.path => kept.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => placed.next(),
+            (Some(_), None) => kept.next(),
+            (None, None) => break,
+        };
+        rows.extend(next);
     }
+    workspace::restat_shared_inodes(&w.out.root, &mut rows)?;
+    Ok(Snapshot::new(
+        w.out.record.hash,
+        linker.current(),
+        linker.describe(),
+        0,
+        workspace::snapshot_entries(&rows),
+    ))
 }

@@ -111,7 +111,7 @@ fn status_of(ctx: &Ctx, repo: &Repo, snapshot: Option<Snapshot>, o: &Out) -> Res
         deleted: 0,
         changed: Vec::new(),
     };
-    let walked = walk::walk(&o.root)?;
+    let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
     if let (Some(snap), Some(w)) = (&snapshot, &walked)
         && snap.hash == o.record.hash
         && workspace::matches_snapshot(w, snap)

@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     for p in &args.paths {
         let abs = paths::normalize(&ctx.cwd.join(p));
         repo.relative(&abs)?;
-        let w = walk::walk(&abs)?.ok_or_else(|| Error::NotFound(p.clone()))?;
+        let w = walk::walk(&abs, 0)?.ok_or_else(|| Error::NotFound(p.clone()))?;
         let linked: Vec<(PathBuf, bool)> = w
             .entries
             .iter()

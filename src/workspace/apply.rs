@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,10 +96,22 @@ pub fn place(
                 let _ = fs::remove_file(&tmp);
                 return Err(Error::io("create", dest, e));
             }
+            if t == LinkType::Hardlink {
+                // rename(2) does nothing when both names are links to one
+                // inode (dest already was the object): drop the temp name.
+                let _ = fs::remove_file(&tmp);
+            }
             t
         }
     };
-    let stat = FileStat::from_metadata(&fs::symlink_metadata(dest).at("read", dest)?);
+    let mut stat = FileStat::from_metadata(&fs::symlink_metadata(dest).at("read", dest)?);
+    // A hardlink is the object: a chmod of an earlier hardlinked file
+    // changed the object's mode, which is put back here.
+    if link_type == LinkType::Hardlink && stat.mode != crate::cache::OBJECT_MODE {
+        fs::set_permissions(dest, fs::Permissions::from_mode(crate::cache::OBJECT_MODE))
+            .at("make read-only", dest)?;
+        stat = FileStat::from_metadata(&fs::symlink_metadata(dest).at("read", dest)?);
+    }
     // A file that shares the object's blocks was not read: its size is the
     // cheap check of the object (a copy was hashed on the way, a symlink's
     // object checked before it was made).

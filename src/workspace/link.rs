@@ -168,16 +168,25 @@ impl Linker {
         }
     }
 
-    /// Settles the chain on the first type that works from the cache into
-    /// `dir`, by making one file there from `object` and removing it.
-    pub fn probe(&self, object: &Path, hash: Hash, dir: &Path) {
+    /// When the chain starts with reflink, finds out whether reflinks work
+    /// from the cache into `dir` by cloning `object` once (and removing the
+    /// clone), so that files are judged against the type that will really be
+    /// used. A clone leaves the object's inode as it was.
+    pub fn probe_reflink(&self, object: &Path, hash: Hash, dir: &Path) {
+        if self.current() != LinkType::Reflink {
+            return;
+        }
         let tmp = dir.join(format!(
             "{}probe.{}",
             crate::workspace::walk::TEMP_PREFIX,
             std::process::id()
         ));
         let size = fs::metadata(object).map(|m| m.len()).unwrap_or(0);
-        let _ = self.materialize(object, hash, size, &tmp, false);
+        if let Err(LinkError::Io(e)) = make(LinkType::Reflink, object, hash, size, &tmp, false)
+            && is_unsupported(&e)
+        {
+            self.drop_type(LinkType::Reflink);
+        }
         let _ = fs::remove_file(&tmp);
     }
 

@@ -8,6 +8,7 @@ pub mod relink;
 pub mod stat;
 pub mod walk;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -22,7 +23,7 @@ use crate::manifest::{Manifest, ManifestEntry};
 use crate::paths;
 use crate::pointer::{OutKind, OutRecord};
 use crate::progress::Bar;
-use crate::state::{Snapshot, SnapshotEntry};
+use crate::state::{Snapshot, SnapshotEntries, SnapshotEntry};
 
 /// What the workspace holds for an out, with every file's content hash
 /// known: from the snapshot when its stat is unchanged, from the target's
@@ -39,25 +40,113 @@ pub struct Observation {
     pub hashed: usize,
 }
 
-/// The hash of a file or symlink that needs no reading, if any.
-fn known_hash(e: &walk::Entry, snapshot: Option<&Snapshot>, cache: &Cache) -> (Option<Hash>, bool) {
-    match e.stat.kind {
-        Kind::File => {
-            let h = snapshot
-                .and_then(|s| s.get(&e.path).map(|r| (r, s.taken_ns)))
-                .filter(|(r, taken)| is_unchanged(&r.stat, &e.stat, *taken))
-                .map(|(r, _)| r.hash);
-            (h, false)
+/// What is known of a file's content without reading it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Known {
+    hash: Option<Hash>,
+    /// A symlink into the cache: its content is the object it names.
+    cache_link: bool,
+    /// How the snapshot says the file was made, when it is still the very
+    /// file the snapshot recorded (same inode and ctime).
+    recorded_link: Option<LinkType>,
+}
+
+/// Looks walk entries up in a snapshot. Both are sorted by path, so the
+/// lookups are a merge: entries must be asked for in path order.
+struct KnownHashes<'a, I: Iterator<Item = SnapshotEntry<'a>>> {
+    recorded: std::iter::Peekable<I>,
+    taken_ns: i64,
+    cache: &'a Cache,
+}
+
+impl<'a> KnownHashes<'a, Box<dyn Iterator<Item = SnapshotEntry<'a>> + 'a>> {
+    fn new(snapshot: Option<&'a Snapshot>, cache: &'a Cache) -> Self {
+        let recorded: Box<dyn Iterator<Item = SnapshotEntry<'a>> + 'a> = match snapshot {
+            Some(s) => Box::new(s.entries()),
+            None => Box::new(std::iter::empty()),
+        };
+        KnownHashes {
+            recorded: recorded.peekable(),
+            taken_ns: snapshot.map_or(i64::MIN, |s| s.taken_ns),
+            cache,
         }
-        Kind::Symlink => {
-            let h = e
-                .link_target
-                .as_deref()
-                .and_then(|t| cache.hash_of_object_path(t));
-            (h, h.is_some())
-        }
-        Kind::Dir | Kind::Other => (None, false),
     }
+}
+
+impl<'a, I: Iterator<Item = SnapshotEntry<'a>>> KnownHashes<'a, I> {
+    fn lookup(&mut self, e: &walk::Entry) -> Known {
+        match e.stat.kind {
+            Kind::File => {
+                while self
+                    .recorded
+                    .next_if(|r| r.path < e.path.as_str())
+                    .is_some()
+                {}
+                let Some(r) = self.recorded.next_if(|r| r.path == e.path.as_str()) else {
+                    return Known::default();
+                };
+                let same_file = r.stat.kind == e.stat.kind
+                    && r.stat.ino == e.stat.ino
+                    && r.stat.ctime_ns == e.stat.ctime_ns;
+                Known {
+                    hash: is_unchanged(&r.stat, &e.stat, self.taken_ns).then_some(r.hash),
+                    cache_link: false,
+                    recorded_link: r.link.filter(|_| same_file),
+                }
+            }
+            Kind::Symlink => {
+                let hash = e
+                    .link_target
+                    .as_deref()
+                    .and_then(|t| self.cache.hash_of_object_path(t));
+                Known {
+                    hash,
+                    cache_link: hash.is_some(),
+                    recorded_link: hash.map(|_| LinkType::Symlink),
+                }
+            }
+            Kind::Dir | Kind::Other => Known::default(),
+        }
+    }
+}
+
+/// A file as a snapshot will record it.
+#[derive(Clone, Copy, Debug)]
+pub struct Row<'a> {
+    pub path: &'a str,
+    pub stat: FileStat,
+    pub hash: Hash,
+    pub link: Option<LinkType>,
+}
+
+/// Encodes rows (in path order) for a snapshot.
+pub fn snapshot_entries(rows: &[Row<'_>]) -> SnapshotEntries {
+    let mut entries = SnapshotEntries::with_capacity(rows.len());
+    for r in rows {
+        entries.push(r.path, &r.stat, r.hash, r.link);
+    }
+    entries
+}
+
+/// Hardlinks to one object share one inode: making the second link changes
+/// the ctime and link count of the first. Once files are placed, the rows of
+/// files that share an inode with another row are stat'ed again, so that a
+/// snapshot holds the stats the tree ends with.
+pub fn restat_shared_inodes(root: &Path, rows: &mut [Row<'_>]) -> Result<()> {
+    let mut links: HashMap<(u64, u64), u32> = HashMap::new();
+    for r in rows.iter().filter(|r| r.stat.nlink > 1) {
+        *links.entry((r.stat.dev, r.stat.ino)).or_default() += 1;
+    }
+    if links.values().all(|&n| n < 2) {
+        return Ok(());
+    }
+    rows.par_iter_mut()
+        .filter(|r| r.stat.nlink > 1 && links.get(&(r.stat.dev, r.stat.ino)) > Some(&1))
+        .try_for_each(|r| {
+            let abs = paths::join(root, r.path);
+            r.stat = FileStat::from_metadata(&std::fs::symlink_metadata(&abs).at("read", &abs)?);
+            Ok(())
+        })
 }
 
 pub fn hash_file(path: &Path) -> Result<Hash> {
@@ -74,7 +163,7 @@ pub fn matches_snapshot(w: &walk::Walk, s: &Snapshot) -> bool {
     if !w.stale_temps.is_empty() {
         return false;
     }
-    let mut recorded = s.entries.iter();
+    let mut recorded = s.entries();
     for e in w.files() {
         match recorded.next() {
             Some(r) if r.path == e.path && is_identical(&r.stat, &e.stat, s.taken_ns) => {}
@@ -108,17 +197,19 @@ pub fn observe(
     };
     let mut dirs = Vec::new();
     let mut files = Vec::with_capacity(w.entries.len());
+    let mut known = KnownHashes::new(snapshot, cache);
     for e in w.entries {
         if e.stat.kind == Kind::Dir {
             dirs.push(e.path);
             continue;
         }
-        let (hash, cache_link) = known_hash(&e, snapshot, cache);
+        let k = known.lookup(&e);
         files.push(Actual {
             path: e.path,
             stat: e.stat,
-            hash,
-            cache_link,
+            hash: k.hash,
+            cache_link: k.cache_link,
+            recorded_link: k.recorded_link,
         });
     }
     let suspects: Vec<usize> = files
@@ -162,7 +253,7 @@ pub struct Recorded {
     pub nfiles: u64,
     pub executable: bool,
     pub manifest: Manifest,
-    pub snapshot_entries: Vec<SnapshotEntry>,
+    pub snapshot_entries: SnapshotEntries,
     /// Files read and stored this time.
     pub stored: usize,
     pub link_type: LinkType,
@@ -184,13 +275,13 @@ impl Recorded {
     }
 
     pub fn snapshot(self, taken_ns: i64) -> Snapshot {
-        Snapshot {
-            hash: self.hash,
-            link_type: self.link_type,
-            cache_type: self.cache_type,
+        Snapshot::new(
+            self.hash,
+            self.link_type,
+            self.cache_type,
             taken_ns,
-            entries: self.snapshot_entries,
-        }
+            self.snapshot_entries,
+        )
     }
 }
 
@@ -199,6 +290,7 @@ struct Pending {
     stat: FileStat,
     hash: Option<Hash>,
     cache_link: bool,
+    recorded_link: Option<LinkType>,
 }
 
 /// Stores the content at `root` in the cache (reading only files whose stat
@@ -210,9 +302,11 @@ pub fn record(
     linker: &Linker,
     quiet: bool,
 ) -> Result<Recorded> {
-    let w = walk::walk(root)?.ok_or_else(|| Error::NotFound(root.to_path_buf()))?;
+    let w = walk::walk(root, old.map_or(0, Snapshot::len))?
+        .ok_or_else(|| Error::NotFound(root.to_path_buf()))?;
     let is_dir = !matches!(w.entries.first(), Some(e) if e.path.is_empty());
     let mut pending = Vec::with_capacity(w.entries.len());
+    let mut known = KnownHashes::new(old, cache);
     for e in w.entries {
         let abs = paths::join(root, &e.path);
         match e.stat.kind {
@@ -225,7 +319,11 @@ pub fn record(
             }
             Kind::Symlink | Kind::File => {}
         }
-        let (hash, cache_link) = known_hash(&e, old, cache);
+        let Known {
+            hash,
+            cache_link,
+            recorded_link,
+        } = known.lookup(&e);
         if e.stat.kind == Kind::Symlink && !cache_link {
             return Err(Error::Unsupported {
                 path: abs,
@@ -250,6 +348,7 @@ pub fn record(
             stat: e.stat,
             hash,
             cache_link,
+            recorded_link,
         });
     }
 
@@ -263,6 +362,7 @@ pub fn record(
                     stat: p.stat,
                     hash,
                     size: p.stat.size,
+                    link: p.recorded_link,
                 });
             }
             let abs = paths::join(root, &p.path);
@@ -274,13 +374,14 @@ pub fn record(
     bar.finish();
 
     let mut entries = Vec::with_capacity(pending.len());
-    let mut snapshot_entries = Vec::with_capacity(pending.len());
+    let mut rows = Vec::with_capacity(pending.len());
     let mut size = 0u64;
-    for (p, r) in pending.into_iter().zip(results) {
+    for (p, r) in pending.iter().zip(results) {
         let Stored {
             stat,
             hash,
             size: stored_size,
+            link,
         } = r?;
         let executable = !p.cache_link && p.stat.is_executable();
         let file_size = if p.cache_link {
@@ -297,12 +398,15 @@ pub fn record(
             size: file_size,
             executable,
         });
-        snapshot_entries.push(SnapshotEntry {
-            path: p.path,
+        rows.push(Row {
+            path: &p.path,
             stat,
             hash,
+            link,
         });
     }
+    restat_shared_inodes(root, &mut rows)?;
+    let snapshot_entries = snapshot_entries(&rows);
     let manifest = Manifest::new(entries);
     let (hash, executable) = if is_dir {
         (cache.store_bytes(&manifest.encode())?, false)
@@ -344,12 +448,22 @@ fn store_and_link(
             size,
             executable,
         };
-        apply::place(cache, linker, &w, abs).map(|(stat, _)| Stored { stat, hash, size })
+        apply::place(cache, linker, &w, abs).map(|(stat, t)| Stored {
+            stat,
+            hash,
+            size,
+            link: Some(t),
+        })
     };
     if let Some(t) = wanted.filter(|t| t.shares_object()) {
         match cache.adopt_file(abs)? {
             Adopted::Linked { hash, size, stat } if t == LinkType::Hardlink => {
-                return Ok(Stored { stat, hash, size });
+                return Ok(Stored {
+                    stat,
+                    hash,
+                    size,
+                    link: Some(LinkType::Hardlink),
+                });
             }
             Adopted::Linked { hash, size, .. } | Adopted::Exists { hash, size } => {
                 return link(hash, size);
@@ -357,14 +471,25 @@ fn store_and_link(
             Adopted::Changed => {}
         }
     }
-    let (hash, size) = store(cache, linker, abs)?;
-    if linker.wanted(executable).is_some_and(LinkType::shares_object) {
+    let (hash, size, mode, fresh) = store(cache, linker, abs)?;
+    // A clone of a file whose content was already stored shares blocks with
+    // nothing: it is made again from the object.
+    if linker
+        .wanted(executable)
+        .is_some_and(LinkType::shares_object)
+        || (mode == StoreMode::Reflink && !fresh)
+    {
         return link(hash, size);
     }
     Ok(Stored {
         stat: walked,
         hash,
         size,
+        // The workspace file stays: a clone of the object, or a copy of it.
+        link: Some(match mode {
+            StoreMode::Reflink => LinkType::Reflink,
+            StoreMode::Copy => LinkType::Copy,
+        }),
     })
 }
 
@@ -373,18 +498,21 @@ struct Stored {
     stat: FileStat,
     hash: Hash,
     size: u64,
+    link: Option<LinkType>,
 }
 
 /// Stores one file, cloning it when the chain starts with reflink and the
 /// file system supports it, copying it otherwise.
-fn store(cache: &Cache, linker: &Linker, abs: &Path) -> Result<(Hash, u64)> {
+fn store(cache: &Cache, linker: &Linker, abs: &Path) -> Result<(Hash, u64, StoreMode, bool)> {
     if linker.current() == LinkType::Reflink {
         match cache.store_file(abs, StoreMode::Reflink) {
             Err(Error::Io { source, .. }) if link::is_unsupported(&source) => {
                 linker.drop_type(LinkType::Reflink);
             }
-            other => return other,
+            other => return other.map(|(h, n, fresh)| (h, n, StoreMode::Reflink, fresh)),
         }
     }
-    cache.store_file(abs, StoreMode::Copy)
+    cache
+        .store_file(abs, StoreMode::Copy)
+        .map(|(h, n, fresh)| (h, n, StoreMode::Copy, fresh))
 }

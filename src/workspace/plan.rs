@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::link::LinkType;
 use super::stat::{FileStat, Kind};
 use crate::hash::Hash;
 use crate::manifest::ManifestEntry;
@@ -17,6 +18,9 @@ pub struct Actual {
     pub hash: Option<Hash>,
     /// A symlink into the cache: its content is the object, nothing to lose.
     pub cache_link: bool,
+    /// How the snapshot says this very file (same inode and ctime) was made
+    /// from its object, when known.
+    pub recorded_link: Option<LinkType>,
 }
 
 impl Actual {
@@ -238,6 +242,7 @@ mod tests {
             stat: stat(Kind::File, 0o644),
             hash: Some(Hash(h)),
             cache_link: false,
+            recorded_link: None,
         }
     }
 

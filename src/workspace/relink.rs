@@ -5,8 +5,8 @@
 //! whose inode is its object's is a hardlink (the object is stat'ed only for
 //! files with more than one link); anything else is a private file, copy or
 //! reflink. Those two cannot be told apart by a stat, so a private file
-//! counts as right only when the snapshot says it was made as the wanted type
-//! and it has not changed since; otherwise it is relinked.
+//! counts as right only when the snapshot recorded this very file (same inode
+//! and ctime) as made with the wanted type; otherwise it is relinked.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -15,10 +15,9 @@ use rayon::prelude::*;
 
 use super::link::{LinkType, Linker};
 use super::plan::Actual;
-use super::stat::{Kind, is_unchanged};
+use super::stat::Kind;
 use crate::cache::Cache;
 use crate::manifest::ManifestEntry;
-use crate::state::Snapshot;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CurrentLink {
@@ -43,20 +42,13 @@ pub fn current_link(a: &Actual, cache: &Cache, expected: &ManifestEntry) -> Curr
 }
 
 /// Whether a file linked as `current` is what `wanted` asks for.
-pub fn is_right(
-    current: CurrentLink,
-    wanted: LinkType,
-    a: &Actual,
-    snapshot: Option<&Snapshot>,
-) -> bool {
+pub fn is_right(current: CurrentLink, wanted: LinkType, a: &Actual) -> bool {
     match (wanted, current) {
         (LinkType::Hardlink, CurrentLink::Hardlink) => true,
         (LinkType::Symlink, CurrentLink::Symlink) => true,
-        (LinkType::Copy | LinkType::Reflink, CurrentLink::Private) => snapshot.is_some_and(|s| {
-            s.link_type == wanted
-                && s.get(&a.path)
-                    .is_some_and(|r| is_unchanged(&r.stat, &a.stat, s.taken_ns))
-        }),
+        (LinkType::Copy | LinkType::Reflink, CurrentLink::Private) => {
+            a.recorded_link == Some(wanted)
+        }
         _ => false,
     }
 }
@@ -69,7 +61,6 @@ pub fn wrong_links(
     expected: &[ManifestEntry],
     cache: &Cache,
     linker: &Linker,
-    snapshot: Option<&Snapshot>,
 ) -> Vec<(usize, usize)> {
     kept.par_iter()
         .copied()
@@ -78,7 +69,7 @@ pub fn wrong_links(
             let Some(wanted) = linker.wanted(e.executable) else {
                 return false;
             };
-            !is_right(current_link(a, cache, e), wanted, a, snapshot)
+            !is_right(current_link(a, cache, e), wanted, a)
         })
         .collect()
 }

@@ -48,8 +48,10 @@ impl Walk {
 }
 
 /// Walks `root` without following symlinks. `Ok(None)` when `root` does
-/// not exist.
-pub fn walk(root: &Path) -> Result<Option<Walk>> {
+/// not exist. `expected` is how many entries the caller expects (from a
+/// snapshot or manifest; 0 when unknown): the result is allocated once at
+/// that size, so the walk's peak memory stays near one copy of its entries.
+pub fn walk(root: &Path, expected: usize) -> Result<Option<Walk>> {
     let meta = match fs::symlink_metadata(root) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -68,7 +70,7 @@ pub fn walk(root: &Path) -> Result<Option<Walk>> {
         }));
     }
 
-    let found: Mutex<Vec<Vec<Entry>>> = Mutex::new(Vec::new());
+    let found: Mutex<Vec<Entry>> = Mutex::new(Vec::with_capacity(expected + expected / 8));
     let temps: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     rayon::scope(|scope| {
@@ -84,7 +86,7 @@ pub fn walk(root: &Path) -> Result<Option<Walk>> {
     if let Some(e) = into_inner(first_error) {
         return Err(e);
     }
-    let mut entries: Vec<Entry> = into_inner(found).into_iter().flatten().collect();
+    let mut entries = into_inner(found);
     entries.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(Some(Walk {
         entries,
@@ -104,12 +106,12 @@ fn read_dir_job<'s>(
     scope: &rayon::Scope<'s>,
     dir: PathBuf,
     rel: String,
-    found: &'s Mutex<Vec<Vec<Entry>>>,
+    found: &'s Mutex<Vec<Entry>>,
     temps: &'s Mutex<Vec<PathBuf>>,
     first_error: &'s Mutex<Option<Error>>,
 ) {
     match read_one_dir(&dir, &rel) {
-        Ok((entries, stale)) => {
+        Ok((mut entries, stale)) => {
             for e in entries.iter().filter(|e| e.stat.kind == Kind::Dir) {
                 let sub_dir = dir.join(file_name(&e.path));
                 let sub_rel = e.path.clone();
@@ -118,7 +120,7 @@ fn read_dir_job<'s>(
             if !stale.is_empty() {
                 lock(temps).extend(stale);
             }
-            lock(found).push(entries);
+            lock(found).append(&mut entries);
         }
         Err(e) => {
             lock(first_error).get_or_insert(e);
@@ -184,7 +186,7 @@ mod tests {
         fs::write(root.join("a.txt"), "yy").unwrap();
         fs::write(root.join(format!("{TEMP_PREFIX}123")), "").unwrap();
         std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
-        let w = walk(&root).unwrap().unwrap();
+        let w = walk(&root, 0).unwrap().unwrap();
         let paths: Vec<_> = w.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["a", "a.txt", "a/b", "a/b/f", "link"]);
         assert_eq!(w.get("a.txt").unwrap().stat.size, 2);
@@ -192,7 +194,7 @@ mod tests {
         assert_eq!(link.stat.kind, Kind::Symlink);
         assert_eq!(link.link_target.as_deref(), Some(Path::new("/etc")));
         assert_eq!(w.stale_temps.len(), 1);
-        assert!(walk(&t.path().join("missing")).unwrap().is_none());
+        assert!(walk(&t.path().join("missing"), 0).unwrap().is_none());
     }
 
     #[test]
@@ -200,7 +202,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("f");
         fs::write(&f, "abc").unwrap();
-        let w = walk(&f).unwrap().unwrap();
+        let w = walk(&f, 1).unwrap().unwrap();
         assert_eq!(w.entries.len(), 1);
         assert_eq!(w.entries[0].path, "");
         assert_eq!(w.entries[0].stat.size, 3);

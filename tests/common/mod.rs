@@ -389,3 +389,244 @@ pub fn odd_tree(repo: &Repo, out: &str) {
     let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
     repo.write(&p("deep/big.bin"), big);
 }
+
+impl Run {
+    /// The `hint:` lines of stderr.
+    pub fn hints(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("hint:"))
+            .collect()
+    }
+
+    /// Asserts a `hint:` line on stderr that names `bale checkout --relink`.
+    #[track_caller]
+    pub fn assert_relink_hint(&self) -> &Run {
+        assert!(
+            self.hints()
+                .iter()
+                .any(|h| h.contains("bale checkout --relink")),
+            "expected a `hint:` naming `bale checkout --relink` on stderr:\n{self}"
+        );
+        self
+    }
+
+    /// Asserts that stderr holds no `hint:` line.
+    #[track_caller]
+    pub fn assert_no_hint(&self) -> &Run {
+        assert!(self.hints().is_empty(), "expected no hint:\n{self}");
+        self
+    }
+}
+
+impl Repo {
+    /// Lets the file system clock move past every file written so far, then
+    /// runs `bale checkout`, so that the snapshot in the state DB is not racy
+    /// (an mtime equal to the snapshot's clock is never trusted) and the next
+    /// command on an unchanged tree can take the unchanged-skip.
+    pub fn settle(&self) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        self.bale(&["checkout", "-q"]).ok();
+    }
+
+    /// The cache object named by the first out of the pointer file `rel`
+    /// (for a folder out, its manifest).
+    pub fn pointer_object(&self, rel: &str) -> PathBuf {
+        self.object_path(&self.pointer_hash(rel))
+    }
+}
+
+/// The stat fields that a write, a rename into place, a chmod or a new link
+/// changes: what a command that must not touch a file must leave alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub ino: u64,
+    pub mode: u32,
+    pub nlink: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+    pub is_dir: bool,
+}
+
+/// `Stamp` of a path (lstat: a symlink's own).
+pub fn stamp(p: &Path) -> Stamp {
+    let m = meta(p);
+    Stamp {
+        ino: m.ino(),
+        mode: m.mode() & 0o7777,
+        nlink: m.nlink(),
+        size: m.size(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+        is_dir: m.is_dir(),
+    }
+}
+
+/// `stamp()` of `dir` itself (as ".") and of every entry under it, `.bale`
+/// folders skipped, by relative path.
+pub fn stamps(dir: &Path) -> std::collections::BTreeMap<String, Stamp> {
+    let mut out = std::collections::BTreeMap::new();
+    out.insert(".".to_owned(), stamp(dir));
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((d, rel)) = stack.pop() {
+        if !meta(&d).is_dir() {
+            continue;
+        }
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name();
+            if name == OsStr::new(".bale") {
+                continue;
+            }
+            let name = name.to_string_lossy().into_owned();
+            let rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let st = stamp(&e.path());
+            if st.is_dir {
+                stack.push((e.path(), rel.clone()));
+            }
+            out.insert(rel, st);
+        }
+    }
+    out
+}
+
+/// The entries whose stamp differs between two `stamps()`, with both sides
+/// (`None`: absent), for assertion messages.
+pub fn stamp_changes(
+    before: &std::collections::BTreeMap<String, Stamp>,
+    after: &std::collections::BTreeMap<String, Stamp>,
+) -> Vec<(String, Option<Stamp>, Option<Stamp>)> {
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| (k.clone(), before.get(k).cloned(), after.get(k).cloned()))
+        .collect()
+}
+
+/// The folder named by `BALE_TEST_XFS` (on an XFS mount with reflink=1), or
+/// `None` after printing that `test` was skipped.
+pub fn xfs_base(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("BALE_TEST_XFS") {
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+        _ => {
+            eprintln!(
+                "SKIPPED: BALE_TEST_XFS not set (a folder on an XFS mount with reflink=1); \
+                 {test} did not run"
+            );
+            None
+        }
+    }
+}
+
+/// The extents of a file as `filefrag -v` lists them: (logical, physical)
+/// ranges and flags, after syncing the file.
+pub fn extents(p: &Path) -> Vec<(String, String, String)> {
+    let out = Command::new("filefrag")
+        .args(["-s", "-v"])
+        .arg(p)
+        .output()
+        .expect("run filefrag (e2fsprogs)");
+    assert!(out.status.success(), "filefrag {}: {out:?}", p.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    text.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            t.split(':')
+                .next()
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        })
+        .map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (
+                squash(f[1]),
+                squash(f[2]),
+                f.last().map(|s| s.trim().to_owned()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Whether `p` shares all its (non-empty list of) extents with `object`:
+/// the same physical ranges, each flagged `shared`.
+pub fn shares_extents(p: &Path, object: &Path) -> bool {
+    let (ours, theirs) = (extents(p), extents(object));
+    let physical = |e: &[(String, String, String)]| -> Vec<(String, String)> {
+        e.iter().map(|(l, p, _)| (l.clone(), p.clone())).collect()
+    };
+    !ours.is_empty()
+        && physical(&ours) == physical(&theirs)
+        && ours.iter().all(|(_, _, flags)| flags.contains("shared"))
+}
+
+/// Asserts what the link type `t` ("reflink", "hardlink", "symlink" or
+/// "copy") makes of the workspace file `rel` holding `content`:
+/// - hardlink: the cache object itself (same inode, 2+ links, mode 0444);
+/// - symlink: an absolute link to the object's path inside the cache;
+/// - copy: a file of its own (own inode, one link, mode 0644, writable);
+/// - reflink: like copy, sharing every extent with the object.
+///
+/// An executable file is always a private 0755 file (a reflink when `t` is
+/// reflink, a copy otherwise), whatever `t` is.
+#[track_caller]
+pub fn assert_linked_as(repo: &Repo, rel: &str, content: &[u8], t: &str, executable: bool) {
+    let p = repo.path(rel);
+    let obj = repo.object_for(content);
+    let m = meta(&p);
+    let t = if executable && t != "reflink" {
+        "copy"
+    } else {
+        t
+    };
+    let what = format!(
+        "{rel} (expected {t}{})",
+        if executable { ", executable" } else { "" }
+    );
+    match t {
+        "hardlink" => {
+            assert!(m.file_type().is_file(), "{what}: not a regular file");
+            assert_eq!(m.ino(), ino(&obj), "{what}: not the cache object");
+            assert!(m.nlink() >= 2, "{what}: nlink {}", m.nlink());
+            assert_eq!(m.mode() & 0o7777, 0o444, "{what}: mode");
+        }
+        "symlink" => {
+            assert!(m.file_type().is_symlink(), "{what}: not a symlink");
+            let target = fs::read_link(&p).unwrap();
+            assert!(
+                target.starts_with(repo.path(".bale/cache")),
+                "{what}: -> {target:?} is not inside the cache"
+            );
+            assert_eq!(target, obj, "{what}: -> {target:?}");
+        }
+        "copy" | "reflink" => {
+            assert!(m.file_type().is_file(), "{what}: not a regular file");
+            assert_ne!(m.ino(), ino(&obj), "{what}: shares the object's inode");
+            assert_eq!(m.nlink(), 1, "{what}: nlink");
+            let want = if executable { 0o755 } else { 0o644 };
+            assert_eq!(m.mode() & 0o7777, want, "{what}: mode");
+            assert_ne!(m.mode() & 0o200, 0, "{what}: not writable");
+            if t == "reflink" {
+                assert!(
+                    shares_extents(&p, &obj),
+                    "{what}: does not share its extents with the cache object:\n{:?}\n{:?}",
+                    extents(&p),
+                    extents(&obj)
+                );
+            }
+        }
+        other => panic!("unknown link type {other}"),
+    }
+    assert_eq!(fs::read(&p).unwrap(), content, "{what}: content");
+    assert_eq!(mode(&obj), 0o444, "{}: object mode", obj.display());
+    assert_eq!(
+        fs::read(&obj).unwrap(),
+        content,
+        "{}: object",
+        obj.display()
+    );
+}
