@@ -229,7 +229,8 @@ def main():
     p.add_argument("--xfs", type=Path, default=os.environ.get("BALE_BENCH_XFS"), help="a folder on an XFS mount with reflink")
     p.add_argument("--bale", default=str(here.parent / "target" / "release" / "bale"))
     p.add_argument("--dvc", default=str(here / ".venv" / "bin" / "dvc"))
-    p.add_argument("--no-dvc", action="store_true")
+    p.add_argument("--no-dvc", action="store_true", help="leave DVC out")
+    p.add_argument("--fs", default="ext4,xfs", help="where to run: ext4 (--work), xfs (--xfs), or both")
     args = p.parse_args()
 
     tools = [Tool("bale", args.bale, ["init", "-q"])]
@@ -239,11 +240,13 @@ def main():
         else:
             print(f"DVC not found at {args.dvc}: DVC columns skipped (bench/run.sh installs it)", file=sys.stderr)
 
-    places = [("ext4", args.work, False)]
-    if args.xfs:
-        places.append(("xfs", Path(args.xfs) / "bale-bench", True))
-    else:
-        print("no --xfs folder: reflink rows skipped", file=sys.stderr)
+    wanted = args.fs.split(",")
+    places = [("ext4", args.work, False)] if "ext4" in wanted else []
+    if "xfs" in wanted:
+        if args.xfs:
+            places.append(("xfs", Path(args.xfs) / "bale-bench", True))
+        else:
+            print("no --xfs folder: reflink rows skipped", file=sys.stderr)
 
     rows = []
     for size in args.sizes.split(","):

@@ -36,8 +36,6 @@ pub struct Observation {
     /// Folders, sorted by path.
     pub dirs: Vec<String>,
     pub stale_temps: Vec<PathBuf>,
-    /// How many files had to be read.
-    pub hashed: usize,
 }
 
 /// What is known of a file's content without reading it.
@@ -188,7 +186,6 @@ pub fn observe(
             files: Vec::new(),
             dirs: Vec::new(),
             stale_temps: Vec::new(),
-            hashed: 0,
         });
     };
     let root_kind = match w.entries.first() {
@@ -240,7 +237,6 @@ pub fn observe(
         files,
         dirs,
         stale_temps: w.stale_temps,
-        hashed: suspects.len(),
     })
 }
 

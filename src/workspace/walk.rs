@@ -35,13 +35,6 @@ pub struct Walk {
 }
 
 impl Walk {
-    pub fn get(&self, path: &str) -> Option<&Entry> {
-        self.entries
-            .binary_search_by(|e| e.path.as_str().cmp(path))
-            .ok()
-            .map(|i| &self.entries[i])
-    }
-
     pub fn files(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().filter(|e| e.stat.kind != Kind::Dir)
     }
@@ -189,8 +182,8 @@ mod tests {
         let w = walk(&root, 0).unwrap().unwrap();
         let paths: Vec<_> = w.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["a", "a.txt", "a/b", "a/b/f", "link"]);
-        assert_eq!(w.get("a.txt").unwrap().stat.size, 2);
-        let link = w.get("link").unwrap();
+        assert_eq!(w.entries[1].stat.size, 2);
+        let link = &w.entries[4];
         assert_eq!(link.stat.kind, Kind::Symlink);
         assert_eq!(link.link_target.as_deref(), Some(Path::new("/etc")));
         assert_eq!(w.stale_temps.len(), 1);
