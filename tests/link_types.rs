@@ -6,10 +6,9 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use common::{Repo, ino, meta, mode};
+use common::{Repo, extents, ino, meta, mode};
 
 const A: &str = "alpha\n";
 const B: &str = "bravo, a little longer\n";
@@ -159,35 +158,6 @@ fn checkout_relink_moves_files_to_the_configured_type_and_back() {
     }
     assert_objects_read_only(&repo);
     assert_eq!(repo.bale(&["status"]).ok().stdout, "data: unchanged\n");
-}
-
-/// The extents of a file as `filefrag -v` lists them: (logical, physical)
-/// ranges and flags, after syncing the file.
-fn extents(p: &Path) -> Vec<(String, String, String)> {
-    let out = Command::new("filefrag")
-        .args(["-s", "-v"])
-        .arg(p)
-        .output()
-        .expect("run filefrag (e2fsprogs)");
-    assert!(out.status.success(), "filefrag {}: {out:?}", p.display());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let squash = |s: &str| s.split_whitespace().collect::<String>();
-    text.lines()
-        .filter(|l| {
-            let t = l.trim_start();
-            t.split(':')
-                .next()
-                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-        })
-        .map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (
-                squash(f[1]),
-                squash(f[2]),
-                f.last().map(|s| s.trim().to_owned()).unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 #[test]

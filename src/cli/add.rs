@@ -9,7 +9,6 @@ use crate::error::{Error, IoContext, Result};
 use crate::paths;
 use crate::pointer::{self, OutKind, OutRecord, PointerFile, write_atomic};
 use crate::repo::{Access, Repo};
-use crate::state::Snapshot;
 use crate::workspace::{self, Recorded, link::Linker};
 
 use super::{Ctx, human_size};
@@ -36,14 +35,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    if !recorded.is_empty() {
-        let taken_ns = repo.fs_now()?;
-        let snaps: Vec<(String, Snapshot)> = recorded
-            .into_iter()
-            .map(|(key, r)| (key, r.snapshot(taken_ns)))
-            .collect();
-        state.save(&snaps, &[])?;
-    }
+    let snapshots = recorded
+        .into_iter()
+        .map(|(key, r)| (key, r.snapshot(0)))
+        .collect();
+    super::save_snapshots(&repo, &mut state, snapshots)?;
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(()),

@@ -130,13 +130,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     bar.finish();
-    if !snapshots.is_empty() {
-        let taken_ns = repo.fs_now()?;
-        for (_, s) in &mut snapshots {
-            s.taken_ns = taken_ns;
-        }
-        state.save(&snapshots, &[])?;
-    }
+    super::save_snapshots(&repo, &mut state, snapshots)?;
     if !advise.is_empty() {
         hint(relink_hint(&advise, &linker));
     }

@@ -8,7 +8,7 @@ use crate::manifest::Manifest;
 use crate::out::{self, Out};
 use crate::pointer::PointerFile;
 use crate::repo::{Access, Repo};
-use crate::state::{Snapshot, StateDb};
+use crate::state::StateDb;
 use crate::workspace::{self, link::Linker, plan};
 
 use super::{Ctx, report};
@@ -35,14 +35,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    if !recorded.is_empty() {
-        let taken_ns = repo.fs_now()?;
-        let snaps: Vec<(String, Snapshot)> = recorded
-            .into_iter()
-            .map(|(k, r)| (k, r.snapshot(taken_ns)))
-            .collect();
-        state.save(&snaps, &[])?;
-    }
+    let snapshots = recorded
+        .into_iter()
+        .map(|(key, r)| (key, r.snapshot(0)))
+        .collect();
+    super::save_snapshots(&repo, &mut state, snapshots)?;
     if failed > 0 {
         return Err(Error::Incomplete { count: failed }.into());
     }

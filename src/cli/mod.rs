@@ -88,6 +88,24 @@ pub fn report(err: &(dyn std::error::Error + 'static)) {
     }
 }
 
+/// Saves the snapshots of the outs this command completed, in one
+/// transaction, stamped with the file system's clock read now: after every
+/// stat they hold was taken.
+fn save_snapshots(
+    repo: &crate::repo::Repo,
+    state: &mut crate::state::StateDb,
+    mut snapshots: Vec<(String, crate::state::Snapshot)>,
+) -> crate::Result<()> {
+    if snapshots.is_empty() {
+        return Ok(());
+    }
+    let taken_ns = repo.fs_now()?;
+    for (_, s) in &mut snapshots {
+        s.taken_ns = taken_ns;
+    }
+    state.save(&snapshots, &[])
+}
+
 pub fn hint(text: impl std::fmt::Display) {
     eprintln!("hint: {text}");
 }

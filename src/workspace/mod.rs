@@ -270,6 +270,7 @@ impl Recorded {
         o.executable = self.executable;
     }
 
+    /// The snapshot to record; `taken_ns` is set when it is saved.
     pub fn snapshot(self, taken_ns: i64) -> Snapshot {
         Snapshot::new(
             self.hash,
