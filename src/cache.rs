@@ -161,14 +161,7 @@ impl Cache {
         f.set_permissions(fs::Permissions::from_mode(OBJECT_MODE))
             .at("make read-only", src)?;
         let dest = self.object_path(hash);
-        let mut linked = link_fd(&f, &dest);
-        if matches!(&linked, Err(e) if e.kind() == io::ErrorKind::NotFound) {
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).at("create the cache folder", parent)?;
-            }
-            linked = link_fd(&f, &dest);
-        }
-        match linked {
+        match link_into(&dest, |d| link_fd(&f, d))? {
             Ok(()) => {
                 let stat = f.metadata().at("read", src)?;
                 Ok(Adopted::Linked {
@@ -216,14 +209,7 @@ impl Cache {
         fs::set_permissions(tmp, fs::Permissions::from_mode(OBJECT_MODE))
             .at("make read-only", tmp)?;
         let dest = self.object_path(hash);
-        let mut result = fs::hard_link(tmp, &dest);
-        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::NotFound) {
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).at("create the cache folder", parent)?;
-            }
-            result = fs::hard_link(tmp, &dest);
-        }
-        let fresh = match result {
+        let fresh = match link_into(&dest, |d| fs::hard_link(tmp, d))? {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             // A file system without hard links: a rename still publishes
@@ -309,6 +295,21 @@ pub enum Adopted {
     /// The file changed while it was read, or cannot be linked into the
     /// cache (another file system): store a copy instead.
     Changed,
+}
+
+/// Runs `link` to make `dest`; when the object's prefix folder does not
+/// exist yet (it is made on first use), creates it and runs `link` again.
+/// The outer error is the folder's, the inner one the link's.
+fn link_into(dest: &Path, link: impl Fn(&Path) -> io::Result<()>) -> Result<io::Result<()>> {
+    match link(dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).at("create the cache folder", parent)?;
+            }
+            Ok(link(dest))
+        }
+        other => Ok(other),
+    }
 }
 
 /// Links the open file `f` at `dest` (the inode that was read, whatever

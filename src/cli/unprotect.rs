@@ -1,18 +1,16 @@
 //! `bale unprotect PATH...`: turn linked (read-only, shared with the cache)
 //! files into private writable copies, so they can be edited in place.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
-use crate::hash;
 use crate::paths;
 use crate::repo::{Access, Repo};
 use crate::workspace::apply::temp_beside;
-use crate::workspace::link::private_mode;
+use crate::workspace::link;
 use crate::workspace::stat::Kind;
 use crate::workspace::walk;
 
@@ -66,22 +64,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 /// Replaces `path` (a link to a cache object) by a private copy of its
 /// content, atomically.
 fn private_copy(path: &Path, executable: bool) -> Result<()> {
-    let src = File::open(path).at("read", path)?;
     let tmp = temp_beside(path);
-    let out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(private_mode(executable))
-        .open(&tmp)
-        .at("create", &tmp)?;
-    let copied = hash::with_buffer(|buf| hash::copy_hashing(&src, &out, buf))
+    let copied = link::copy_private(path, &tmp, executable)
         .at("copy", path)
-        .and_then(|_| {
-            out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(private_mode(
-                executable,
-            )))
-            .at("write", &tmp)
-        })
         .and_then(|_| fs::rename(&tmp, path).at("replace", path));
     if copied.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -264,16 +264,20 @@ pub fn make(
             reflink_copy::reflink_file(&src, &out).map_err(LinkError::Io)
         }
         LinkType::Copy => {
-            let src = File::open(object).map_err(LinkError::Io)?;
-            let out = create_private(dest, executable).map_err(LinkError::Io)?;
-            let (got, _) = hash::with_buffer(|buf| hash::copy_hashing(&src, &out, buf))
-                .map_err(LinkError::Io)?;
-            if got != hash {
+            if copy_private(object, dest, executable).map_err(LinkError::Io)? != hash {
                 return Err(LinkError::Corrupt);
             }
             Ok(())
         }
     }
+}
+
+/// Copies `src` to a new private file `dest` (which must not exist), in one
+/// read that also hashes the content; returns that hash.
+pub fn copy_private(src: &Path, dest: &Path, executable: bool) -> io::Result<Hash> {
+    let input = File::open(src)?;
+    let out = create_private(dest, executable)?;
+    hash::with_buffer(|buf| hash::copy_hashing(&input, &out, buf)).map(|(h, _)| h)
 }
 
 fn create_private(dest: &Path, executable: bool) -> io::Result<File> {

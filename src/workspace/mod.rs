@@ -328,18 +328,22 @@ pub fn record(
                     .into(),
             });
         }
-        // A remembered hash counts only if the object is still there.
-        let hash = hash.filter(|h| cache_link || cache.contains(*h));
-        if cache_link && hash.is_some_and(|h| !cache.contains(h)) {
-            return Err(Error::io(
-                "read",
-                abs,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "it links to a cache object that is gone",
-                ),
-            ));
-        }
+        // A remembered hash counts only if the object is still there; a
+        // symlink to a vanished object has no content left to record.
+        let hash = match hash {
+            Some(h) if cache.contains(h) => Some(h),
+            Some(_) if cache_link => {
+                return Err(Error::io(
+                    "read",
+                    abs,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "it links to a cache object that is gone",
+                    ),
+                ));
+            }
+            _ => None,
+        };
         pending.push(Pending {
             path: e.path,
             stat: e.stat,
