@@ -1,6 +1,8 @@
 //! Configuration: `.bale/config.yaml` (committed) and `.bale/config.local.yaml`
-//! (not committed; wins over the first). Keys are dotted paths into nested
-//! YAML mappings: `cache.type` is `cache: {type: ...}`.
+//! (not committed; wins over the first). Keys are dotted paths of any depth
+//! into nested YAML mappings: `cache.type` is `cache: {type: ...}`, and a
+//! key pattern may hold a `*` segment for a name the user picks
+//! (`remote.*.url`).
 
 use std::fs;
 use std::io;
@@ -9,13 +11,25 @@ use std::path::{Path, PathBuf};
 use serde_yaml::{Mapping, Value};
 
 use crate::error::{Error, Result};
-use crate::pointer::write_atomic;
-use crate::workspace::link::LinkType;
+use crate::fsutil::{LinkType, write_atomic};
 
 pub const DEFAULT_CACHE_TYPE: &str = "reflink,copy";
 
-/// The keys bale knows, with what they mean (for `bale config` errors).
+/// The key patterns bale knows (a `*` segment matches any one name).
 pub const KEYS: [&str; 2] = ["cache.type", "cache.dir"];
+
+/// Whether `key` is one bale knows.
+pub fn is_known(key: &str) -> bool {
+    let segs: Vec<&str> = key.split('.').collect();
+    KEYS.iter().any(|pattern| {
+        let pat: Vec<&str> = pattern.split('.').collect();
+        pat.len() == segs.len()
+            && pat
+                .iter()
+                .zip(&segs)
+                .all(|(p, s)| !s.is_empty() && (*p == "*" || p == s))
+    })
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -48,6 +62,15 @@ impl ConfigFiles {
         Ok(None)
     }
 
+    /// Every key set in either file with its effective value, sorted.
+    pub fn list(&self) -> Result<Vec<(String, String)>> {
+        let mut all = std::collections::BTreeMap::new();
+        for file in [&self.shared, &self.local] {
+            flatten(&read_mapping(file)?, "", &mut all);
+        }
+        Ok(all.into_iter().collect())
+    }
+
     /// Sets (`Some`) or unsets (`None`) `key` in one of the files, after
     /// checking the value. Other keys and comments-free content are kept.
     pub fn set(&self, key: &str, value: Option<&str>, local: bool) -> Result<()> {
@@ -57,25 +80,8 @@ impl ConfigFiles {
         }
         let file = if local { &self.local } else { &self.shared };
         let mut map = read_mapping(file)?;
-        let (section, name) = key.split_once('.').unwrap_or((key, ""));
-        let section_key = Value::String(section.into());
-        let mut inner = match map.get(&section_key) {
-            Some(Value::Mapping(m)) => m.clone(),
-            _ => Mapping::new(),
-        };
-        match value {
-            Some(v) => {
-                inner.insert(Value::String(name.into()), Value::String(v.into()));
-            }
-            None => {
-                inner.remove(name);
-            }
-        }
-        if inner.is_empty() {
-            map.remove(&section_key);
-        } else {
-            map.insert(section_key, Value::Mapping(inner));
-        }
+        let segs: Vec<&str> = key.split('.').collect();
+        set_in(&mut map, &segs, value);
         let text = if map.is_empty() {
             String::new()
         } else {
@@ -104,11 +110,71 @@ impl ConfigFiles {
     }
 }
 
+/// Sets or removes `segs` under `map`, dropping mappings left empty.
+fn set_in(map: &mut Mapping, segs: &[&str], value: Option<&str>) {
+    let Some((first, rest)) = segs.split_first() else {
+        return;
+    };
+    let k = Value::String((*first).into());
+    if rest.is_empty() {
+        match value {
+            Some(v) => {
+                map.insert(k, Value::String(v.into()));
+            }
+            None => {
+                map.remove(&k);
+            }
+        }
+        return;
+    }
+    let mut inner = match map.get(&k) {
+        Some(Value::Mapping(m)) => m.clone(),
+        _ => Mapping::new(),
+    };
+    set_in(&mut inner, rest, value);
+    if inner.is_empty() {
+        map.remove(&k);
+    } else {
+        map.insert(k, Value::Mapping(inner));
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn flatten(map: &Mapping, prefix: &str, out: &mut std::collections::BTreeMap<String, String>) {
+    for (k, v) in map {
+        let Some(k) = scalar(k) else { continue };
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Mapping(m) => flatten(m, &key, out),
+            v => {
+                if let Some(s) = scalar(v) {
+                    out.insert(key, s);
+                }
+            }
+        }
+    }
+}
+
 fn check_key(key: &str) -> Result<()> {
-    if KEYS.contains(&key) {
+    if is_known(key) {
         Ok(())
     } else {
-        Err(Error::UnknownConfigKey(key.into()))
+        Err(Error::UnknownConfigKey {
+            key: key.into(),
+            known: KEYS.join(", "),
+        })
     }
 }
 
@@ -143,13 +209,15 @@ fn read_mapping(path: &Path) -> Result<Mapping> {
 }
 
 fn lookup(map: &Mapping, key: &str) -> Option<String> {
-    let (section, name) = key.split_once('.')?;
-    match map.get(section)?.get(name)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+    let mut v: Option<&Value> = None;
+    for seg in key.split('.') {
+        v = match v {
+            None => map.get(seg),
+            Some(inner) => inner.get(seg),
+        };
+        v?;
     }
+    scalar(v?)
 }
 
 #[cfg(test)]
@@ -176,12 +244,40 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_any_depth_are_set_listed_and_unset() {
+        let t = tempfile::tempdir().unwrap();
+        let c = ConfigFiles::in_dir(t.path());
+        let mut map = Mapping::new();
+        set_in(&mut map, &["remote", "origin", "url"], Some("s3://b/p"));
+        set_in(&mut map, &["remote", "origin", "region"], Some("eu"));
+        assert_eq!(
+            lookup(&map, "remote.origin.url").as_deref(),
+            Some("s3://b/p")
+        );
+        assert_eq!(lookup(&map, "remote.origin"), None);
+        set_in(&mut map, &["remote", "origin", "url"], None);
+        set_in(&mut map, &["remote", "origin", "region"], None);
+        assert!(map.is_empty(), "{map:?}");
+        c.set("cache.dir", Some("/x"), false).unwrap();
+        c.set("cache.type", Some("copy"), true).unwrap();
+        assert_eq!(
+            c.list().unwrap(),
+            [
+                ("cache.dir".to_owned(), "/x".to_owned()),
+                ("cache.type".to_owned(), "copy".to_owned())
+            ]
+        );
+        assert!(!is_known("cache"));
+        assert!(!is_known("cache.type.x"));
+    }
+
+    #[test]
     fn bad_keys_values_and_files_are_errors() {
         let t = tempfile::tempdir().unwrap();
         let c = ConfigFiles::in_dir(t.path());
         assert!(matches!(
             c.get("cache.typo"),
-            Err(Error::UnknownConfigKey(_))
+            Err(Error::UnknownConfigKey { .. })
         ));
         assert!(matches!(
             c.set("cache.type", Some("teleport"), false),

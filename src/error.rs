@@ -17,6 +17,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("the disk is full: cannot {action} {}", path.display())]
+    NoSpace {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("not a bale repository (or any parent folder): {}", .0.display())]
     NotARepository(PathBuf),
     #[error("{} is already a bale repository", .0.display())]
@@ -39,12 +46,30 @@ pub enum Error {
     OutsideRepository { path: PathBuf, root: PathBuf },
     #[error("{} is inside the tracked out {}", path.display(), out.display())]
     InsideOut { path: PathBuf, out: PathBuf },
+    #[error("{} holds the tracked out {}: outs cannot overlap", path.display(), out.display())]
+    HoldsOut { path: PathBuf, out: PathBuf },
+    #[error("{} goes through the symlink {}: bale does not follow symlinked folders to an out", path.display(), symlink.display())]
+    SymlinkOnPath { path: PathBuf, symlink: PathBuf },
+    #[error("{} cannot be tracked: {reason}", path.display())]
+    Reserved { path: PathBuf, reason: &'static str },
+    #[error("cannot track {} {what}:\n{}", if paths.len() == 1 { "this entry: it is one of the" } else { "these entries: they are" }, list_paths(paths))]
+    Untrackable {
+        what: &'static str,
+        paths: Vec<PathBuf>,
+        fix: &'static str,
+    },
+    #[error("file names that are not valid UTF-8 (bale records paths as UTF-8):\n{}", list_paths(.0))]
+    BadNames(Vec<PathBuf>),
+    #[error("{out} was left as it is: objects its new content needs are missing from the cache:\n{}", missing.iter().take(20).map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"))]
+    ObjectsMissing { out: String, missing: Vec<String> },
+    #[error("the cache folder {} is missing", .0.display())]
+    CacheMissing(PathBuf),
     #[error("{} does not exist", .0.display())]
     NotFound(PathBuf),
     #[error("cannot track {}: {reason}", path.display())]
     Unsupported { path: PathBuf, reason: String },
-    #[error("unknown configuration key {0:?}; known keys: cache.type, cache.dir")]
-    UnknownConfigKey(String),
+    #[error("unknown configuration key {key:?}; known keys: {known}")]
+    UnknownConfigKey { key: String, known: String },
     #[error("invalid value {value:?} for {key}: {reason}")]
     InvalidConfigValue {
         key: String,
@@ -53,17 +78,17 @@ pub enum Error {
     },
     #[error("the repository is locked by another bale process ({})", .0.display())]
     Locked(PathBuf),
-    #[error("the cache object {hash} for {} is missing ({})", path.display(), object.display())]
+    #[error("the cache object {hash} for {} is missing from the cache {}", path.display(), cache.display())]
     MissingObject {
         hash: Hash,
         path: PathBuf,
-        object: PathBuf,
+        cache: PathBuf,
     },
-    #[error("the cache object {hash} for {} is corrupt: its content does not match its name ({})", path.display(), object.display())]
+    #[error("the cache object {hash} for {} is corrupt: its content no longer matches its name (set aside in {}/corrupt)", path.display(), cache.display())]
     CorruptObject {
         hash: Hash,
         path: PathBuf,
-        object: PathBuf,
+        cache: PathBuf,
     },
     #[error("checkout would overwrite or delete content that is not in the cache:\n{}", list_paths(.0))]
     WouldLoseData(Vec<PathBuf>),
@@ -91,7 +116,7 @@ fn list_paths(paths: &[PathBuf]) -> String {
     let mut s: String = paths
         .iter()
         .take(SHOWN)
-        .map(|p| format!("  {}", p.display()))
+        .map(|p| format!("  {}", crate::paths::quoted(p)))
         .collect::<Vec<_>>()
         .join("\n");
     if paths.len() > SHOWN {
@@ -101,11 +126,23 @@ fn list_paths(paths: &[PathBuf]) -> String {
 }
 
 impl Error {
+    /// An I/O error while doing `action` to `path`; a full disk is told
+    /// apart, so that it is never reported as something else.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.into(),
-            source,
+        let path = path.into();
+        // ENOSPC, EDQUOT: as `fsutil::is_no_space`, which builds on this.
+        if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+            Error::NoSpace {
+                action,
+                path,
+                source,
+            }
+        } else {
+            Error::Io {
+                action,
+                path,
+                source,
+            }
         }
     }
 
@@ -124,8 +161,28 @@ impl Error {
             Error::Locked(_) => {
                 Some("wait for the other bale command to finish, then run this one again".into())
             }
-            Error::MissingObject { .. } | Error::CorruptObject { .. } => Some(
+            Error::MissingObject { .. } | Error::ObjectsMissing { .. } => Some(
                 "the data for this hash is gone from this cache; restore it from a copy of the cache, or `bale add` the data again".into(),
+            ),
+            Error::CorruptObject { .. } => Some(
+                "run `bale fsck` to check the whole cache; `bale checkout --force` remakes workspace files from sound objects".into(),
+            ),
+            Error::NoSpace { .. } => {
+                Some("free some space on that disk (`bale gc` drops unreferenced objects), then run the command again".into())
+            }
+            Error::HoldsOut { out, .. } => Some(format!(
+                "add the folders beside {} separately, or stop tracking it first (delete {}.bale)",
+                out.display(),
+                out.display()
+            )),
+            Error::SymlinkOnPath { symlink, .. } => Some(format!(
+                "use the real path instead of {}",
+                symlink.display()
+            )),
+            Error::Untrackable { fix, .. } => Some((*fix).to_owned()),
+            Error::BadNames(_) => Some("rename them, or move them out of the folder".into()),
+            Error::CacheMissing(_) => Some(
+                "mount or restore it, or point `cache.dir` at the right folder (`bale config cache.dir PATH`)".into(),
             ),
             Error::InsideOut { out, .. } => Some(format!(
                 "re-add the whole out with `bale add {}`",

@@ -86,12 +86,28 @@ pub fn hash_reader(mut reader: impl Read, buf: &mut [u8]) -> io::Result<(Hash, u
     Ok((Hash(hasher.digest128()), total))
 }
 
+/// Which side of a copy failed: a full disk must not be reported as a read
+/// error of the source.
+#[derive(Debug)]
+pub enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+impl CopyError {
+    pub fn into_inner(self) -> io::Error {
+        match self {
+            CopyError::Read(e) | CopyError::Write(e) => e,
+        }
+    }
+}
+
 /// Copies `reader` to `writer`, hashing on the way: the content is read once.
 pub fn copy_hashing(
     mut reader: impl Read,
     mut writer: impl Write,
     buf: &mut [u8],
-) -> io::Result<(Hash, u64)> {
+) -> Result<(Hash, u64), CopyError> {
     let mut hasher = Xxh3::new();
     let mut total = 0u64;
     loop {
@@ -99,10 +115,10 @@ pub fn copy_hashing(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(CopyError::Read(e)),
         };
         hasher.update(&buf[..n]);
-        writer.write_all(&buf[..n])?;
+        writer.write_all(&buf[..n]).map_err(CopyError::Write)?;
         total += n as u64;
     }
     Ok((Hash(hasher.digest128()), total))

@@ -3,15 +3,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Die quietly on a closed pipe (`bale status | head`), like other tools.
-    // SAFETY: restoring the default disposition of a signal before any
-    // thread starts has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default), so that a closed stdout is an
+    // error bale handles: it ends quietly with exit code 1.
     let cli = bale::cli::Cli::parse();
     match bale::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<bale::cli::BrokenPipe>() => ExitCode::from(1),
         Err(e) => {
             bale::cli::report(e.as_ref());
             ExitCode::from(1)

@@ -29,10 +29,31 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Builds a manifest from entries in any order.
-    pub fn new(mut entries: Vec<ManifestEntry>) -> Manifest {
+    /// Builds a directory's manifest from entries in any order, checking them
+    /// as the decoder does: every path safe, none twice, none both a file and
+    /// a folder. The error says what is wrong.
+    pub fn new(mut entries: Vec<ManifestEntry>) -> Result<Manifest, String> {
         entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        Manifest { entries }
+        for e in &entries {
+            paths::check_relative(&e.path).map_err(|r| format!("path {:?}: {r}", e.path))?;
+        }
+        if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
+            return Err(format!("{:?} is listed twice", w[0].path));
+        }
+        check_no_file_is_a_folder(&entries)?;
+        Ok(Manifest { entries })
+    }
+
+    /// The one-entry list that stands for a file out (path "").
+    pub fn single_file(hash: Hash, size: u64, executable: bool) -> Manifest {
+        Manifest {
+            entries: vec![ManifestEntry {
+                path: String::new(),
+                hash,
+                size,
+                executable,
+            }],
+        }
     }
 
     pub fn entries(&self) -> &[ManifestEntry] {
@@ -168,12 +189,26 @@ mod tests {
     }
 
     #[test]
+    fn construction_checks_what_it_is_given() {
+        for bad in [
+            vec![entry("a", 1), entry("a", 2)],
+            vec![entry("a", 1), entry("a/b", 2)],
+            vec![entry("../x", 1)],
+            vec![entry("", 1)],
+            vec![entry("x/.git/y", 1)],
+        ] {
+            assert!(Manifest::new(bad.clone()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn round_trip_is_canonical_and_sorted() {
         let m = Manifest::new(vec![
             entry("b", 1),
             entry("a/new\nline\\x", 2),
             entry("a b/é", 3),
-        ]);
+        ])
+        .unwrap();
         let bytes = m.encode();
         let back = Manifest::decode(&bytes, m.hash()).unwrap();
         assert_eq!(back, m);
@@ -205,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_file_beside_a_longer_sibling_is_fine() {
-        let m = Manifest::new(vec![entry("a", 1), entry("a.txt", 2), entry("ab/c", 3)]);
+        let m = Manifest::new(vec![entry("a", 1), entry("a.txt", 2), entry("ab/c", 3)]).unwrap();
         assert!(Manifest::decode(&m.encode(), m.hash()).is_ok());
     }
 }

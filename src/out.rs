@@ -24,6 +24,9 @@ pub struct Out {
     /// The out's path relative to the repository, '/'-separated: its name
     /// in the state DB and in messages.
     pub key: String,
+    /// When a target named a path inside the out: that path, relative to
+    /// the out (only commands that look at part of an out accept one).
+    pub subpath: Option<String>,
 }
 
 impl Out {
@@ -56,7 +59,7 @@ pub fn find_pointers(dir: &Path) -> Result<Vec<PathBuf>> {
         if entry.file_type().is_file()
             && name.len() > pointer::EXTENSION.len() + 1
             && name.ends_with(&format!(".{}", pointer::EXTENSION))
-            && !name.starts_with(crate::workspace::walk::TEMP_PREFIX)
+            && !crate::fsutil::temp::is_temp_name(&name)
         {
             found.push(entry.into_path());
         }
@@ -78,37 +81,116 @@ fn outs_of_pointer(repo: &Repo, pointer: &Path) -> Result<Vec<Out>> {
                 source_file: pointer.to_path_buf(),
                 reason,
             })?;
+            check_no_symlink_on_the_way(&repo.root, &root)?;
             Ok(Out {
                 pointer: pointer.to_path_buf(),
                 index,
                 record,
                 root,
                 key,
+                subpath: None,
             })
         })
         .collect()
 }
 
+/// Refuses a path that goes through a symlinked folder below the
+/// repository root: the text of a path may stay inside the repository while
+/// the file system takes it anywhere.
+pub fn check_no_symlink_on_the_way(root: &Path, path: &Path) -> Result<()> {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut at = root.to_path_buf();
+    let mut parts = rel.components().peekable();
+    while let Some(c) = parts.next() {
+        if parts.peek().is_none() {
+            break;
+        }
+        at.push(c);
+        if at
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(Error::SymlinkOnPath {
+                path: path.to_path_buf(),
+                symlink: at,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The tracked out that holds `abs` (strictly inside it), with the path of
+/// `abs` relative to the out.
+pub fn enclosing_out(repo: &Repo, abs: &Path) -> Option<(PathBuf, String)> {
+    let mut ancestor = abs.parent();
+    while let Some(a) = ancestor {
+        if a == repo.root || !a.starts_with(&repo.root) {
+            return None;
+        }
+        let p = pointer::pointer_path(a);
+        if p.is_file() {
+            let rel = abs.strip_prefix(a).ok().and_then(paths::to_slash)?;
+            return Some((p, rel));
+        }
+        ancestor = a.parent();
+    }
+    None
+}
+
+/// Whether a target may name a path inside an out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inside {
+    /// Only whole outs (checkout, commit): a path inside one is an error.
+    Refuse,
+    /// Part of an out (status): the out, with `subpath` set.
+    Allow,
+}
+
 /// Resolves targets (relative to `cwd`) to outs; no targets means every
-/// pointer file under `cwd`. A pointer that cannot be read is an error.
-pub fn resolve(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<Vec<Out>> {
-    let mut pointers: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+/// pointer file under `cwd`, or the out that `cwd` is inside. A pointer
+/// that cannot be read is an error.
+pub fn resolve(repo: &Repo, cwd: &Path, targets: &[PathBuf], inside: Inside) -> Result<Vec<Out>> {
+    let mut pointers: Vec<(PathBuf, Option<PathBuf>, Option<String>)> = Vec::new();
     if targets.is_empty() {
-        pointers.extend(find_pointers(cwd)?.into_iter().map(|p| (p, None)));
+        let found = find_pointers(cwd)?;
+        if found.is_empty() {
+            let here = pointer::pointer_path(cwd);
+            if here.is_file() {
+                pointers.push((here, Some(cwd.to_path_buf()), None));
+            } else if let Some((p, sub)) = enclosing_out(repo, cwd) {
+                let subpath = Some(sub).filter(|_| inside == Inside::Allow);
+                pointers.push((p.clone(), Some(p.with_extension("")), subpath));
+            }
+        }
+        pointers.extend(found.into_iter().map(|p| (p, None, None)));
     }
     for t in targets {
         let abs = paths::normalize(&cwd.join(t));
+        check_no_symlink_on_the_way(&repo.root, &abs)?;
+        if let Some((p, sub)) = enclosing_out(repo, &abs) {
+            let out_root = p.with_extension("");
+            if inside == Inside::Refuse {
+                return Err(Error::InsideOut {
+                    path: t.clone(),
+                    out: out_root,
+                });
+            }
+            pointers.push((p, Some(out_root), Some(sub)));
+            continue;
+        }
         let is_pointer = abs.extension().is_some_and(|e| e == pointer::EXTENSION);
         if is_pointer && abs.is_file() {
-            pointers.push((abs, None));
+            pointers.push((abs, None, None));
         } else if pointer::pointer_path(&abs).is_file() {
-            pointers.push((pointer::pointer_path(&abs), Some(abs)));
+            pointers.push((pointer::pointer_path(&abs), Some(abs), None));
         } else if abs.is_dir() {
             let found = find_pointers(&abs)?;
             if found.is_empty() {
                 return Err(Error::NotTracked(t.clone()));
             }
-            pointers.extend(found.into_iter().map(|p| (p, None)));
+            pointers.extend(found.into_iter().map(|p| (p, None, None)));
         } else if abs.symlink_metadata().is_ok() {
             return Err(Error::NotTracked(t.clone()));
         } else {
@@ -117,12 +199,13 @@ pub fn resolve(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<Vec<Out>>
     }
     let mut seen = HashSet::new();
     let mut outs = Vec::new();
-    for (pointer, only) in pointers {
-        for out in outs_of_pointer(repo, &pointer)? {
+    for (pointer, only, subpath) in pointers {
+        for mut out in outs_of_pointer(repo, &pointer)? {
             if only.as_ref().is_some_and(|root| *root != out.root) {
                 continue;
             }
-            if seen.insert(out.key.clone()) {
+            out.subpath = subpath.clone();
+            if seen.insert((out.key.clone(), out.subpath.clone())) {
                 outs.push(out);
             }
         }

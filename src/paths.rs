@@ -55,6 +55,21 @@ pub fn to_slash(rel: &Path) -> Option<String> {
     Some(out)
 }
 
+/// A path for a message, one line whatever its name holds: quoted and
+/// escaped (like Rust's `{:?}`) when it holds a newline, a control character
+/// or bytes that are not UTF-8; as it is otherwise.
+pub fn quoted(p: &Path) -> String {
+    match p.to_str() {
+        Some(s) if !s.chars().any(char::is_control) => s.to_owned(),
+        _ => format!("{:?}", p.as_os_str()),
+    }
+}
+
+/// `quoted` for a '/'-separated relative path.
+pub fn quoted_str(s: &str) -> String {
+    quoted(Path::new(s))
+}
+
 /// Lexically normalizes an absolute path (resolves `.` and `..` without
 /// touching the file system, so a symlinked out is not followed).
 pub fn normalize(path: &Path) -> PathBuf {

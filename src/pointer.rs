@@ -2,13 +2,13 @@
 //! Keys bale does not know are kept when it rewrites the file.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::write_atomic;
 use crate::hash::Hash;
 use crate::paths;
 
@@ -93,31 +93,6 @@ impl PointerFile {
             .map_err(|e| Error::io("write", path, io::Error::other(e)))?;
         write_atomic(path, text.as_bytes())
     }
-}
-
-/// Replaces `path` with `bytes` atomically: a reader sees the old or the new
-/// file, never a part.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(crate::workspace::walk::TEMP_PREFIX)
-        .tempfile_in(dir)
-        .at("create a file in", dir)?;
-    tmp.write_all(bytes).at("write", tmp.path())?;
-    // tempfile creates 0600; keep the mode of the file replaced, or give a
-    // new one the usual 0644.
-    let mode = fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o644);
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .at("write", tmp.path())?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("write", path, e.error))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -32,6 +32,11 @@ impl Bar {
         self.0.inc(n);
     }
 
+    /// Runs `f` (which prints) with the bar cleared, then draws it again.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.0.suspend(f)
+    }
+
     pub fn finish(&self) {
         self.0.finish_and_clear();
     }

@@ -11,21 +11,37 @@ use crate::cache::Cache;
 use crate::config::{ConfigFiles, Settings};
 use crate::error::{Error, IoContext, Result};
 use crate::paths;
-use crate::state::StateDb;
+use crate::state::{Snapshot, StateDb};
 
 pub const BALE_DIR: &str = ".bale";
 
-/// How long a command waits for another bale process to release the lock.
-const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a writer waits for another bale process to release the lock,
+/// unless `--wait` says otherwise.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a writer waits quietly before it says that it is waiting.
+const QUIET_WAIT: Duration = Duration::from_millis(300);
 
 const GITIGNORE: &str = "/*\n!/config.yaml\n!/.gitignore\n";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// A shared lock: status, config reads.
+    /// Readers (status, config reads) never wait for a writer: they take a
+    /// shared lock when it is free, and otherwise read the last committed
+    /// state (the state DB is SQLite in WAL mode: always consistent).
     Read,
-    /// An exclusive lock: everything that writes.
-    Write,
+    /// An exclusive lock: everything that writes. Waits up to the duration
+    /// for another writer, saying so, then fails.
+    Write(Duration),
+}
+
+/// What a command holds of `.bale/lock`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Held {
+    Exclusive,
+    Shared,
+    /// A writer holds it; this reader goes on without.
+    Nothing,
 }
 
 pub struct Repo {
@@ -34,7 +50,8 @@ pub struct Repo {
     pub config: ConfigFiles,
     pub settings: Settings,
     pub cache: Cache,
-    _lock: File,
+    lock: File,
+    pub held: Held,
 }
 
 /// The nearest folder at or above `start` that holds `.bale/`.
@@ -64,8 +81,8 @@ impl Repo {
             let d = bale_dir.join(sub);
             fs::create_dir_all(&d).at("create", &d)?;
         }
-        crate::pointer::write_atomic(&bale_dir.join(".gitignore"), GITIGNORE.as_bytes())?;
-        crate::pointer::write_atomic(
+        crate::fsutil::write_atomic(&bale_dir.join(".gitignore"), GITIGNORE.as_bytes())?;
+        crate::fsutil::write_atomic(
             &bale_dir.join("config.yaml"),
             b"# bale configuration: see `bale config --help`\n",
         )?;
@@ -75,25 +92,42 @@ impl Repo {
     pub fn open(start: &Path, access: Access) -> Result<Repo> {
         let root = find_root(start)?;
         let bale_dir = root.join(BALE_DIR);
-        let lock = lock(&bale_dir.join("lock"), access)?;
+        let (lock, held) = lock(&bale_dir.join("lock"), access)?;
         let config = ConfigFiles::in_dir(&bale_dir);
         let settings = config.settings()?;
-        let cache_dir = match &settings.cache_dir {
+        let cache = Cache::new(match &settings.cache_dir {
             Some(d) => paths::normalize(&root.join(d)),
             None => bale_dir.join("cache"),
-        };
+        });
         Ok(Repo {
             root,
             bale_dir,
             config,
             settings,
-            cache: Cache::new(cache_dir),
-            _lock: lock,
+            cache,
+            lock,
+            held,
         })
     }
 
+    /// The state DB; one that cannot be opened is set aside and started
+    /// afresh (it only caches what can be derived again), with a warning.
     pub fn state(&self) -> Result<StateDb> {
-        StateDb::open(&self.bale_dir.join("state.db"))
+        StateDb::open_or_rebuild(&self.bale_dir.join("state.db"))
+    }
+
+    /// For a reader: takes the exclusive lock if no one else holds the lock
+    /// now (never waiting), so that it may write the state DB.
+    pub fn try_upgrade(&mut self) -> bool {
+        if self.held == Held::Exclusive {
+            return true;
+        }
+        if self.lock.try_lock().is_ok() {
+            self.held = Held::Exclusive;
+            true
+        } else {
+            false
+        }
     }
 
     /// The time now on the workspace file system's own clock, in ns: the
@@ -101,29 +135,50 @@ impl Repo {
     pub fn fs_now(&self) -> Result<i64> {
         let tmp = self.bale_dir.join("tmp");
         fs::create_dir_all(&tmp).at("create", &tmp)?;
-        let path = tmp.join(format!("clock.{}", std::process::id()));
-        let mut f = File::create(&path).at("write", &path)?;
-        f.write_all(b"x").at("write", &path)?;
-        let m = f.metadata().at("read", &path)?;
-        drop(f);
-        let _ = fs::remove_file(&path);
+        let mut f = crate::fsutil::temp::create_in(&tmp).at("write", &tmp)?;
+        f.write_all(b"x").at("write", f.path())?;
+        let m = f.as_file().metadata().at("read", f.path())?;
         Ok(m.mtime() * 1_000_000_000 + m.mtime_nsec())
+    }
+
+    /// Saves the snapshots of the outs a command completed, in one
+    /// transaction, stamped with the file system's clock read now: after
+    /// every stat they hold was taken.
+    pub fn save_snapshots(
+        &self,
+        state: &mut StateDb,
+        mut snapshots: Vec<(String, Snapshot)>,
+    ) -> Result<()> {
+        if snapshots.is_empty() {
+            return Ok(());
+        }
+        let taken_ns = self.fs_now()?;
+        for (_, s) in &mut snapshots {
+            s.taken_ns = taken_ns;
+        }
+        state.save(&snapshots, &[])
     }
 
     /// `abs` as a '/'-separated path relative to the repository root.
     pub fn relative(&self, abs: &Path) -> Result<String> {
         let norm = paths::normalize(abs);
-        norm.strip_prefix(&self.root)
-            .ok()
-            .and_then(paths::to_slash)
-            .ok_or_else(|| Error::OutsideRepository {
+        let Ok(rel) = norm.strip_prefix(&self.root) else {
+            return Err(Error::OutsideRepository {
                 path: abs.to_path_buf(),
                 root: self.root.clone(),
-            })
+            });
+        };
+        if rel.to_str().is_none() {
+            return Err(Error::BadNames(vec![abs.to_path_buf()]));
+        }
+        paths::to_slash(rel).ok_or_else(|| Error::OutsideRepository {
+            path: abs.to_path_buf(),
+            root: self.root.clone(),
+        })
     }
 }
 
-fn lock(path: &Path, access: Access) -> Result<File> {
+fn lock(path: &Path, access: Access) -> Result<(File, Held)> {
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -131,15 +186,30 @@ fn lock(path: &Path, access: Access) -> Result<File> {
         .truncate(false)
         .open(path)
         .at("open the lock file", path)?;
-    let deadline = Instant::now() + LOCK_WAIT;
+    let wait = match access {
+        Access::Read => {
+            return match f.try_lock_shared() {
+                Ok(()) => Ok((f, Held::Shared)),
+                Err(fs::TryLockError::WouldBlock) => Ok((f, Held::Nothing)),
+                Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+            };
+        }
+        Access::Write(wait) => wait,
+    };
+    let start = Instant::now();
+    let mut said = false;
     loop {
-        let attempt = match access {
-            Access::Read => f.try_lock_shared(),
-            Access::Write => f.try_lock(),
-        };
-        match attempt {
-            Ok(()) => return Ok(f),
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+        match f.try_lock() {
+            Ok(()) => return Ok((f, Held::Exclusive)),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                if !said && start.elapsed() >= QUIET_WAIT.min(wait) {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "waiting for another bale command to finish (up to {} s; see --wait)...",
+                        wait.as_secs()
+                    );
+                    said = true;
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(path.to_path_buf())),
@@ -160,16 +230,23 @@ mod tests {
             Repo::init(t.path(), false),
             Err(Error::AlreadyInitialized(_))
         ));
-        let first = Repo::open(t.path(), Access::Write).unwrap();
+        let wait = Duration::from_millis(200);
+        let first = Repo::open(t.path(), Access::Write(wait)).unwrap();
         let started = Instant::now();
         assert!(matches!(
-            Repo::open(t.path(), Access::Read),
+            Repo::open(t.path(), Access::Write(wait)),
             Err(Error::Locked(_))
         ));
-        assert!(started.elapsed() >= LOCK_WAIT);
-        drop(first);
-        let r1 = Repo::open(t.path(), Access::Read).unwrap();
+        assert!(started.elapsed() >= wait);
+        let reader = Repo::open(t.path(), Access::Read).unwrap();
+        assert_eq!(reader.held, Held::Nothing, "a reader does not wait");
+        drop((first, reader));
+        let mut r1 = Repo::open(t.path(), Access::Read).unwrap();
         let r2 = Repo::open(&t.path().join("sub/dir"), Access::Read).unwrap();
+        assert_eq!((&r1.held, &r2.held), (&Held::Shared, &Held::Shared));
         assert_eq!(r1.root, r2.root);
+        assert!(!r1.try_upgrade(), "another reader holds it");
+        drop(r2);
+        assert!(r1.try_upgrade());
     }
 }

@@ -5,20 +5,21 @@
 
 use std::path::{Path, PathBuf};
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use rusqlite::{Connection, MAIN_DB, OptionalExtension, params};
 
 use crate::error::{Error, Result};
+use crate::fsutil::{FileStat, Kind, LinkType};
 use crate::hash::Hash;
-use crate::workspace::link::LinkType;
-use crate::workspace::stat::{FileStat, Kind};
 
-/// One file (or symlink) of an out as it was when the snapshot was taken.
+/// One file (or symlink) of an out as it was when the snapshot was taken,
+/// or as it is being recorded for the next one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotEntry<'a> {
     /// '/'-separated, relative to the out; "" for a file out.
     pub path: &'a str,
+    /// The content's stat (a symlink: its target's, kind `Symlink`).
     pub stat: FileStat,
     /// The content's hash.
     pub hash: Hash,
@@ -93,8 +94,8 @@ impl SnapshotEntries {
         }
     }
 
-    pub fn push(&mut self, path: &str, stat: &FileStat, hash: Hash, link: Option<LinkType>) {
-        encode_entry(&mut self.bytes, path, stat, hash, link);
+    pub fn push(&mut self, e: &SnapshotEntry<'_>) {
+        encode_entry(&mut self.bytes, e.path, &e.stat, e.hash, e.link);
         self.len += 1;
     }
 }
@@ -104,8 +105,9 @@ pub struct StateDb {
     path: PathBuf,
 }
 
-/// Bumped whenever the table or the blob encoding changes.
-const SCHEMA_VERSION: i64 = 3;
+/// Bumped whenever the table or the blob encoding (or what it means)
+/// changes. 4: a symlink's entry holds its target's stat.
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -119,6 +121,32 @@ CREATE TABLE IF NOT EXISTS snapshots (
 ";
 
 impl StateDb {
+    /// Opens the state DB; one that cannot be read as a state DB (damaged,
+    /// not SQLite) is renamed to `state.db.corrupt` and started afresh, with
+    /// one warning: it only caches facts that can be derived again.
+    pub fn open_or_rebuild(path: &Path) -> Result<StateDb> {
+        match Self::open(path) {
+            Ok(db) => Ok(db),
+            Err(Error::State { source, .. }) if is_damage(&source) => {
+                let aside = path.with_extension("db.corrupt");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: the state DB {} cannot be read ({source}); it was set aside as {} and is rebuilt: the next commands re-hash what they cannot trust",
+                    path.display(),
+                    aside.display()
+                );
+                let _ = std::fs::rename(path, &aside);
+                for suffix in ["-wal", "-shm"] {
+                    let mut side = path.as_os_str().to_owned();
+                    side.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(side));
+                }
+                Self::open(path)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn open(path: &Path) -> Result<StateDb> {
         let err = |source| Error::State {
             path: path.to_path_buf(),
@@ -207,6 +235,31 @@ impl StateDb {
         }))
     }
 
+    /// Every out's last link type and chain, without loading the entries.
+    pub fn link_types(&self) -> Result<Vec<(String, LinkType, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT out, link_type, cache_type FROM snapshots ORDER BY out")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (key, t, chain) = r.map_err(|e| self.err(e))?;
+            if let Ok(t) = t.parse() {
+                out.push((key, t, chain));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records the given snapshots and forgets `removed`, in one transaction.
     pub fn save(&mut self, snapshots: &[(String, Snapshot)], removed: &[String]) -> Result<()> {
         let path = self.path.clone();
@@ -242,6 +295,14 @@ impl StateDb {
         }
         tx.commit().map_err(err)
     }
+}
+
+/// Whether an SQLite error means the file is not a sound database.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
 }
 
 // Entry encoding, all integers little-endian:
@@ -342,10 +403,19 @@ mod tests {
         }
     }
 
+    fn entry(path: &str, n: u64, hash: Hash, link: Option<LinkType>) -> SnapshotEntry<'_> {
+        SnapshotEntry {
+            path,
+            stat: stat(n),
+            hash,
+            link,
+        }
+    }
+
     fn snapshot() -> Snapshot {
         let mut entries = SnapshotEntries::default();
-        entries.push("a", &stat(1), Hash(7), None);
-        entries.push("b/é c", &stat(2), Hash(14), Some(LinkType::Copy));
+        entries.push(&entry("a", 1, Hash(7), None));
+        entries.push(&entry("b/é c", 2, Hash(14), Some(LinkType::Copy)));
         Snapshot::new(
             Hash(99),
             LinkType::Hardlink,
@@ -388,13 +458,24 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_db_is_set_aside_and_started_afresh() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let mut db = StateDb::open_or_rebuild(&path).unwrap();
+        assert!(t.path().join("state.db.corrupt").is_file());
+        db.save(&[("data".into(), snapshot())], &[]).unwrap();
+        assert_eq!(db.load("data").unwrap(), Some(snapshot()));
+    }
+
+    #[test]
     fn a_truncated_or_unsorted_blob_is_not_well_formed() {
         let blob = snapshot().entries;
         assert_eq!(count_well_formed(&blob), Some(2));
         assert_eq!(count_well_formed(&blob[..blob.len() - 1]), None);
         let mut unsorted = SnapshotEntries::default();
-        unsorted.push("b", &stat(1), Hash(1), None);
-        unsorted.push("a", &stat(1), Hash(1), None);
+        unsorted.push(&entry("b", 1, Hash(1), None));
+        unsorted.push(&entry("a", 1, Hash(1), None));
         assert_eq!(count_well_formed(&unsorted.bytes), None);
     }
 }

@@ -322,6 +322,8 @@ fn config_reads_writes_and_hints_on_a_cache_type_change() {
         repo.bale(&["config", "cache.type"]).ok().stdout,
         "reflink,copy\n"
     );
+    repo.write("data/a", "a\n");
+    repo.bale(&["add", "-q", "data"]).ok();
 
     let set = repo.bale(&["config", "cache.type", "hardlink"]).ok();
     let first = set.stderr.lines().next().unwrap_or("");
@@ -350,7 +352,10 @@ fn config_reads_writes_and_hints_on_a_cache_type_change() {
     let unset = repo
         .bale(&["config", "--local", "--unset", "cache.type"])
         .ok();
-    assert!(unset.stderr.starts_with("hint: "), "{unset}");
+    assert!(
+        unset.stderr.starts_with("hint: "),
+        "files are copies: {unset}"
+    );
     assert_eq!(
         repo.bale(&["config", "cache.type"]).ok().stdout,
         "hardlink\n"

@@ -1,15 +1,16 @@
 //! `bale commit [TARGET...]`: record the current content of tracked outs,
 //! re-hashing only files whose stat changed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::out::{self, Out};
+use crate::ops::{Changes, display_path};
+use crate::out::{self, Inside, Out};
 use crate::pointer::PointerFile;
-use crate::repo::{Access, Repo};
+use crate::repo::Repo;
 use crate::state::StateDb;
-use crate::workspace::{self, link::Linker, plan};
+use crate::workspace::{self, RecordOptions, link::Linker, plan};
 
 use super::{Ctx, report};
 
@@ -20,26 +21,25 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let repo = Repo::open(&ctx.cwd, Access::Write)?;
+    let repo = ctx.open(true)?;
     let mut state = repo.state()?;
-    let outs = out::resolve(&repo, &ctx.cwd, &args.targets)?;
+    let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Refuse)?;
     let linker = Linker::new(repo.settings.cache_types.clone());
-    let mut recorded = Vec::new();
+    let mut snapshots = Vec::new();
     let mut failed = 0;
     for o in &outs {
         match commit_one(ctx, &repo, &state, &linker, o) {
-            Ok(r) => recorded.push((o.key.clone(), r)),
+            Ok(r) => {
+                failed += r.corrupt.len();
+                snapshots.push((o.key.clone(), r.snapshot(0)));
+            }
             Err(e) => {
                 report(&e);
                 failed += 1;
             }
         }
     }
-    let snapshots = recorded
-        .into_iter()
-        .map(|(key, r)| (key, r.snapshot(0)))
-        .collect();
-    super::save_snapshots(&repo, &mut state, snapshots)?;
+    repo.save_snapshots(&mut state, snapshots)?;
     if failed > 0 {
         return Err(Error::Incomplete { count: failed }.into());
     }
@@ -54,33 +54,71 @@ fn commit_one(
     o: &Out,
 ) -> Result<workspace::Recorded> {
     let old = state.load(&o.key)?;
-    let r = workspace::record(&o.root, old.as_ref(), &repo.cache, linker, ctx.quiet)?;
+    let r = workspace::record(
+        &o.root,
+        old.as_ref(),
+        &repo.cache,
+        linker,
+        RecordOptions::default(),
+        ctx.quiet,
+    )?;
+    for (h, f) in &r.corrupt {
+        report(&repo.cache.corrupt(*h, Path::new(&display_path(&o.key, f))));
+    }
     if r.hash == o.record.hash {
         ctx.say(format!("{}: unchanged", o.key));
         return Ok(r);
     }
-    let summary = match repo.cache.read_manifest(o.record.hash, &o.root) {
-        Ok(before) if o.is_dir() && r.is_dir => changes(&before, &r.manifest),
-        _ => "new content".to_owned(),
+    let before = match repo.cache.read_manifest(o.record.hash, &o.root) {
+        Ok(before) if o.is_dir() && r.is_dir => Some(before),
+        _ => None,
     };
     let mut file = PointerFile::read(&o.pointer)?;
     if let Some(rec) = file.outs.get_mut(o.index) {
         r.update(rec);
     }
     file.write(&o.pointer)?;
-    ctx.say(format!("{}: committed ({summary})", o.key));
+    match before {
+        Some(before) => {
+            let c = changes(&o.key, &before, &r.manifest);
+            ctx.say(format!(
+                "{}: committed ({} added, {} modified, {} deleted)",
+                o.key,
+                c.added.len(),
+                c.modified.len(),
+                c.deleted.len()
+            ));
+            if ctx.verbose {
+                c.lines().for_each(|l| ctx.say(l));
+            }
+        }
+        None => ctx.say(format!("{}: committed (new content)", o.key)),
+    }
     Ok(r)
 }
 
-/// "2 added, 1 modified, 0 deleted" between two manifests.
-fn changes(before: &Manifest, after: &Manifest) -> String {
+/// The files added, modified and deleted between two manifests.
+fn changes(key: &str, before: &Manifest, after: &Manifest) -> Changes {
     let d = plan::diff_by(before.entries(), after.entries(), |e| {
         (&e.path, Some(e.hash), e.executable)
     });
-    format!(
-        "{} added, {} modified, {} deleted",
-        d.added.len(),
-        d.modified.len(),
-        d.deleted.len()
-    )
+    let b = before.entries();
+    let a = after.entries();
+    Changes {
+        added: d
+            .added
+            .iter()
+            .map(|&i| display_path(key, &a[i].path))
+            .collect(),
+        modified: d
+            .modified
+            .iter()
+            .map(|&(i, _)| display_path(key, &a[i].path))
+            .collect(),
+        deleted: d
+            .deleted
+            .iter()
+            .map(|&j| display_path(key, &b[j].path))
+            .collect(),
+    }
 }

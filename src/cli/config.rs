@@ -1,14 +1,18 @@
-//! `bale config KEY [VALUE] [--unset] [--local]`.
+//! `bale config KEY [VALUE] [--unset] [--local]`, `bale config --list`.
 
 use crate::config::DEFAULT_CACHE_TYPE;
-use crate::repo::{Access, Repo};
+use crate::error::IoContext;
+use crate::ops::checkout::relink_hint;
+use crate::repo::Repo;
+use crate::workspace::link::{Linker, relink_advised};
 
 use super::{Ctx, hint};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// cache.type or cache.dir
-    pub key: String,
+    /// A key such as cache.type or cache.dir
+    #[arg(required_unless_present = "list")]
+    pub key: Option<String>,
     /// The new value (omit to print the current one)
     pub value: Option<String>,
     /// Remove the key
@@ -17,31 +21,58 @@ pub struct Args {
     /// Write .bale/config.local.yaml (not committed) instead of config.yaml
     #[arg(long)]
     pub local: bool,
+    /// Print every key that is set, as key=value
+    #[arg(long, conflicts_with_all = ["key", "value", "unset"])]
+    pub list: bool,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let Some(key) = args.key.as_deref() else {
+        let repo = ctx.open_config(false)?;
+        for (k, v) in repo.config.list()? {
+            ctx.print(format!("{k}={v}"));
+        }
+        return Ok(());
+    };
     let writing = args.value.is_some() || args.unset;
-    let repo = Repo::open(&ctx.cwd, if writing { Access::Write } else { Access::Read })?;
+    let repo = ctx.open_config(writing)?;
     let effective = |repo: &Repo| -> anyhow::Result<String> {
-        Ok(match (repo.config.get(&args.key)?, args.key.as_str()) {
+        Ok(match (repo.config.get(key)?, key) {
             (Some(v), _) => v,
             (None, "cache.type") => DEFAULT_CACHE_TYPE.to_owned(),
             (None, _) => repo.cache.dir().display().to_string(),
         })
     };
     if !writing {
-        println!("{}", effective(&repo)?);
+        ctx.print(effective(&repo)?);
         return Ok(());
     }
-    let before = effective(&repo)?;
-    repo.config
-        .set(&args.key, args.value.as_deref(), args.local)?;
-    let after = effective(&repo)?;
-    if args.key == "cache.type" && before != after {
-        hint(format!(
-            "existing workspace files keep their old links ({before}); run `bale checkout --relink` to relink them as {after}"
-        ));
+    if key == "cache.dir"
+        && let Some(dir) = &args.value
+    {
+        // A new cache folder is made here, on purpose; a configured one that
+        // goes missing later is an error, never made anew silently.
+        let abs = repo.root.join(dir);
+        std::fs::create_dir_all(&abs).at("create the cache folder", &abs)?;
     }
-    ctx.say(format!("{} = {after}", args.key));
+    let before = effective(&repo)?;
+    repo.config.set(key, args.value.as_deref(), args.local)?;
+    let after = effective(&repo)?;
+    if key == "cache.type" && before != after {
+        // Judged against how the workspace is linked, not against the old
+        // value: a change back to what the files have needs no relink.
+        let linker = Linker::new(crate::fsutil::LinkType::parse_list(&after).unwrap_or_default());
+        let stale: Vec<String> = repo
+            .state()?
+            .link_types()?
+            .into_iter()
+            .filter(|(_, t, chain)| relink_advised(*t, chain, &linker))
+            .map(|(k, _, _)| k)
+            .collect();
+        if !stale.is_empty() {
+            hint(relink_hint(&stale, &linker));
+        }
+    }
+    ctx.say(format!("{key} = {after}"));
     Ok(())
 }

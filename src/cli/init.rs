@@ -1,3 +1,5 @@
+//! `bale init [--force]`.
+
 use crate::repo::Repo;
 
 use super::Ctx;

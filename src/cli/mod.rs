@@ -1,20 +1,29 @@
-//! Command-line arguments and one file per command: each reads like the
-//! paragraph of the spec that describes it.
+//! Command-line arguments and one file per command: each parses, opens the
+//! repository, calls the library and prints what it did.
 
 mod add;
 mod checkout;
 mod commit;
 mod config;
+mod fsck;
 mod gc;
 mod init;
+mod meta;
 mod status;
 mod unprotect;
 
+use std::cell::RefCell;
+use std::io::{self, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::error::Error;
+use crate::repo::{Access, DEFAULT_LOCK_WAIT, Repo};
+
+/// The most parallel jobs `-j` accepts.
+pub const MAX_JOBS: u16 = 1024;
 
 #[derive(Parser, Debug)]
 #[command(name = "bale", version, about = "Fast data versioning beside git", long_about = None)]
@@ -28,9 +37,14 @@ pub struct Cli {
     /// Print more detail (each changed path)
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// Number of parallel jobs (default: all cores)
-    #[arg(short, long, value_name = "N", global = true)]
-    pub jobs: Option<usize>,
+    /// Number of parallel jobs, 1 to 1024 (default: all cores; at most 4 per
+    /// core are used)
+    #[arg(short, long, value_name = "N", global = true,
+          value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    pub jobs: Option<u16>,
+    /// Seconds a writer waits for another bale command to finish (default 10)
+    #[arg(long, value_name = "SECS", global = true)]
+    pub wait: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,6 +67,12 @@ pub enum Command {
     Unprotect(unprotect::Args),
     /// Delete cache objects that no pointer file references
     Gc(gc::Args),
+    /// Re-hash every cache object and name the corrupt ones
+    Fsck(fsck::Args),
+    /// Print a shell completion script
+    Completions(meta::CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
 }
 
 /// What every command gets besides its own arguments.
@@ -60,54 +80,96 @@ pub struct Ctx {
     pub cwd: PathBuf,
     pub quiet: bool,
     pub verbose: bool,
+    pub wait: Duration,
+    /// The first error writing stdout: the command ends on it.
+    stdout_error: RefCell<Option<io::Error>>,
 }
 
 impl Ctx {
     /// A line of human output (stdout), unless quiet.
     pub fn say(&self, line: impl std::fmt::Display) {
         if !self.quiet {
-            println!("{line}");
+            self.print(line);
+        }
+    }
+
+    /// A line on stdout whatever `-q` says (status, config reads). A closed
+    /// or full stdout is remembered, and the command ends with it.
+    pub fn print(&self, line: impl std::fmt::Display) {
+        let mut failed = self.stdout_error.borrow_mut();
+        if failed.is_some() {
+            return;
+        }
+        if let Err(e) = writeln!(io::stdout().lock(), "{line}") {
+            *failed = Some(e);
+        }
+    }
+
+    /// The repository, for a command that uses the cache. A configured
+    /// cache that is not there is on a disk that is not mounted, or was
+    /// moved: it is never made anew silently.
+    pub fn open(&self, write: bool) -> crate::Result<Repo> {
+        let repo = self.open_config(write)?;
+        if !repo.cache.exists() && repo.settings.cache_dir.is_some() {
+            return Err(Error::CacheMissing(repo.cache.dir().to_path_buf()));
+        }
+        Ok(repo)
+    }
+
+    /// The repository, for a command that may not need the cache.
+    pub fn open_config(&self, write: bool) -> crate::Result<Repo> {
+        let access = if write {
+            Access::Write(self.wait)
+        } else {
+            Access::Read
+        };
+        Repo::open(&self.cwd, access)
+    }
+
+    fn finish(&self) -> anyhow::Result<()> {
+        let failed = self
+            .stdout_error
+            .borrow_mut()
+            .take()
+            .or_else(|| io::stdout().flush().err());
+        match failed {
+            None => Ok(()),
+            Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(BrokenPipe.into()),
+            Some(e) => Err(Error::io("write", "standard output", e).into()),
         }
     }
 }
+
+/// stdout was closed by its reader (`bale status | head`): the command ends
+/// quietly, with exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+pub struct BrokenPipe;
 
 /// Prints an error as `error:` with its causes and hint, on stderr.
 pub fn report(err: &(dyn std::error::Error + 'static)) {
-    eprintln!("error: {err}");
+    let mut s = format!("error: {err}\n");
     let mut source = err.source();
     let mut hint = err.downcast_ref::<Error>().and_then(Error::hint);
-    while let Some(s) = source {
-        eprintln!("  Caused by: {s}");
+    while let Some(c) = source {
+        s.push_str(&format!("  Caused by: {c}\n"));
         if hint.is_none() {
-            hint = s.downcast_ref::<Error>().and_then(Error::hint);
+            hint = c.downcast_ref::<Error>().and_then(Error::hint);
         }
-        source = s.source();
+        source = c.source();
     }
     if let Some(h) = hint {
-        eprintln!("hint: {h}");
+        s.push_str(&format!("hint: {h}\n"));
     }
-}
-
-/// Saves the snapshots of the outs this command completed, in one
-/// transaction, stamped with the file system's clock read now: after every
-/// stat they hold was taken.
-fn save_snapshots(
-    repo: &crate::repo::Repo,
-    state: &mut crate::state::StateDb,
-    mut snapshots: Vec<(String, crate::state::Snapshot)>,
-) -> crate::Result<()> {
-    if snapshots.is_empty() {
-        return Ok(());
-    }
-    let taken_ns = repo.fs_now()?;
-    for (_, s) in &mut snapshots {
-        s.taken_ns = taken_ns;
-    }
-    state.save(&snapshots, &[])
+    let _ = io::stderr().write_all(s.as_bytes());
 }
 
 pub fn hint(text: impl std::fmt::Display) {
-    eprintln!("hint: {text}");
+    let _ = writeln!(io::stderr(), "hint: {text}");
+}
+
+pub fn warn(text: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr(), "warning: {text}");
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -120,16 +182,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         return Err(Error::NotFound(cwd).into());
     }
     if let Some(n) = cli.jobs {
+        // More threads than this only thrash: I/O work gains little past a
+        // few per core.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
+            .num_threads(usize::from(n).min(4 * cores))
             .build_global()?;
     }
     let ctx = Ctx {
         cwd,
         quiet: cli.quiet,
         verbose: cli.verbose,
+        wait: cli.wait.map_or(DEFAULT_LOCK_WAIT, Duration::from_secs),
+        stdout_error: RefCell::new(None),
     };
-    match cli.command {
+    let result = match cli.command {
         Command::Init(a) => init::run(&ctx, a),
         Command::Add(a) => add::run(&ctx, a),
         Command::Commit(a) => commit::run(&ctx, a),
@@ -138,7 +205,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(a) => config::run(&ctx, a),
         Command::Unprotect(a) => unprotect::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
-    }
+        Command::Fsck(a) => fsck::run(&ctx, a),
+        Command::Completions(a) => meta::completions(&ctx, a),
+        Command::Man => meta::man(&ctx),
+    };
+    // A failed stdout ends the command whatever else happened.
+    ctx.finish()?;
+    result
 }
 
 /// "1.5 MiB"
@@ -155,4 +228,9 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// "1 file", "2 files"
+pub fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }

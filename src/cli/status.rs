@@ -1,58 +1,70 @@
 //! `bale status [TARGET...] [--json]`: per out, `unchanged`, `modified`
-//! (with counts), `missing` or `not-in-cache`. Read-only.
+//! (with counts), `missing` or `not-in-cache`. Read-only, and never waits
+//! for a writer; it refreshes a stale snapshot only when the lock is free.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::manifest::{Manifest, ManifestEntry};
-use crate::out::{self, Out};
-use crate::repo::{Access, Repo};
-use crate::state::Snapshot;
-use crate::workspace::{self, link::Linker, link::relink_advised, plan::Root, walk};
+use crate::error::Error;
+use crate::ops::{Changes, checkout::needs_relink, checkout::relink_hint, status};
+use crate::out::{self, Inside};
+use crate::repo::Held;
+use crate::workspace::link::Linker;
 
 use super::{Ctx, hint, report};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Outs or pointer files (default: every pointer file under this folder)
+    /// Outs, pointer files, or paths inside outs (default: every pointer
+    /// file under this folder)
     pub targets: Vec<PathBuf>,
-    /// Print one JSON array, one object per out
+    /// Print one JSON array, one object per out (with -v: the paths too)
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Serialize, Debug)]
-struct OutStatus {
-    path: String,
+struct JsonStatus<'a> {
+    path: &'a str,
     pointer: String,
     state: &'static str,
     added: usize,
     modified: usize,
     deleted: usize,
-    #[serde(skip)]
-    changed: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paths: Option<&'a Changes>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let repo = Repo::open(&ctx.cwd, Access::Read)?;
-    let state = repo.state()?;
-    let outs = out::resolve(&repo, &ctx.cwd, &args.targets)?;
+    let mut repo = ctx.open(false)?;
+    if repo.held == Held::Nothing {
+        super::warn("another bale command is writing; showing the state it last recorded");
+    }
+    let mut state = repo.state()?;
+    let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Allow)?;
+    let linker = Linker::new(repo.settings.cache_types.clone());
     let mut results = Vec::new();
     let mut failed = 0;
-    let linker = Linker::new(repo.settings.cache_types.clone());
     let mut advise = Vec::new();
+    let mut refresh = Vec::new();
     for o in &outs {
         let snapshot = state.load(&o.key)?;
-        if snapshot
-            .as_ref()
-            .is_some_and(|s| relink_advised(s.link_type, &s.cache_type, &linker))
-        {
+        if snapshot.as_ref().is_some_and(|s| needs_relink(s, &linker)) {
             advise.push(o.key.clone());
         }
-        match status_of(ctx, &repo, snapshot, o) {
-            Ok(s) => results.push(s),
+        match status::status_of(&repo, snapshot, o, ctx.quiet) {
+            Ok(mut s) => {
+                for (h, p) in &s.corrupt {
+                    report(&repo.cache.corrupt(*h, Path::new(p)));
+                    failed += 1;
+                }
+                if let Some(fresh) = s.refresh.take() {
+                    refresh.push((o.key.clone(), fresh));
+                }
+                let pointer = repo.relative(&o.pointer)?;
+                results.push((s, pointer));
+            }
             Err(e) => {
                 report(&e);
                 failed += 1;
@@ -60,111 +72,45 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        let json: Vec<JsonStatus> = results
+            .iter()
+            .map(|(s, pointer)| JsonStatus {
+                path: &s.path,
+                pointer: pointer.clone(),
+                state: s.state.as_str(),
+                added: s.changes.added.len(),
+                modified: s.changes.modified.len(),
+                deleted: s.changes.deleted.len(),
+                paths: ctx.verbose.then_some(&s.changes),
+            })
+            .collect();
+        ctx.print(serde_json::to_string_pretty(&json)?);
     } else {
-        for s in &results {
+        for (s, _) in &results {
             match s.state {
-                "modified" => println!(
+                status::State::Modified => ctx.print(format!(
                     "{}: modified ({} added, {} modified, {} deleted)",
-                    s.path, s.added, s.modified, s.deleted
-                ),
-                other => println!("{}: {other}", s.path),
+                    s.path,
+                    s.changes.added.len(),
+                    s.changes.modified.len(),
+                    s.changes.deleted.len()
+                )),
+                other => ctx.print(format!("{}: {}", s.path, other.as_str())),
             }
             if ctx.verbose {
-                for c in &s.changed {
-                    println!("  {c}");
-                }
+                s.changes.lines().for_each(|l| ctx.print(l));
             }
         }
     }
+    // Re-hashing found these unchanged: record that, if no one is writing.
+    if !refresh.is_empty() && repo.try_upgrade() {
+        repo.save_snapshots(&mut state, refresh)?;
+    }
     if !advise.is_empty() {
-        hint(super::checkout::relink_hint(&advise, &linker));
+        hint(relink_hint(&advise, &linker));
     }
     if failed > 0 {
         return Err(Error::Incomplete { count: failed }.into());
     }
     Ok(())
-}
-
-/// The manifest an out's pointer names (for a file out, its one entry).
-pub fn expected_of(repo: &Repo, o: &Out) -> Result<Manifest> {
-    if o.is_dir() {
-        repo.cache.read_manifest(o.record.hash, &o.root)
-    } else {
-        Ok(Manifest::new(vec![ManifestEntry {
-            path: String::new(),
-            hash: o.record.hash,
-            size: o.record.size,
-            executable: o.record.executable,
-        }]))
-    }
-}
-
-fn status_of(ctx: &Ctx, repo: &Repo, snapshot: Option<Snapshot>, o: &Out) -> Result<OutStatus> {
-    let pointer = repo.relative(&o.pointer)?;
-    let mut s = OutStatus {
-        path: o.key.clone(),
-        pointer,
-        state: "unchanged",
-        added: 0,
-        modified: 0,
-        deleted: 0,
-        changed: Vec::new(),
-    };
-    let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
-    if let (Some(snap), Some(w)) = (&snapshot, &walked)
-        && snap.hash == o.record.hash
-        && workspace::matches_snapshot(w, snap)
-        && repo.cache.contains(o.record.hash)
-    {
-        return Ok(s);
-    }
-    let obs = workspace::observe(&o.root, walked, snapshot.as_ref(), &repo.cache, ctx.quiet)?;
-    if obs.root == Root::Missing {
-        s.state = "missing";
-        return Ok(s);
-    }
-    let expected = match expected_of(repo, o) {
-        Ok(m) => m,
-        Err(Error::MissingObject { .. }) => {
-            s.state = "not-in-cache";
-            return Ok(s);
-        }
-        Err(e) => return Err(e),
-    };
-    let d = workspace::plan::diff(expected.entries(), &obs.files);
-    if d.is_clean() && (o.is_dir() || obs.root == Root::NotDir) {
-        return Ok(s);
-    }
-    s.state = if !o.is_dir() && !repo.cache.contains(o.record.hash) {
-        "not-in-cache"
-    } else {
-        "modified"
-    };
-    s.added = d.added.len();
-    s.modified = d.modified.len();
-    s.deleted = d.deleted.len();
-    let name = |p: &str| {
-        if p.is_empty() {
-            o.key.clone()
-        } else {
-            format!("{}/{p}", o.key)
-        }
-    };
-    s.changed.extend(
-        d.added
-            .iter()
-            .map(|&i| format!("added:    {}", name(&obs.files[i].path))),
-    );
-    s.changed.extend(
-        d.modified
-            .iter()
-            .map(|&(i, _)| format!("modified: {}", name(&obs.files[i].path))),
-    );
-    s.changed.extend(
-        d.deleted
-            .iter()
-            .map(|&j| format!("deleted:  {}", name(&expected.entries()[j].path))),
-    );
-    Ok(s)
 }

@@ -1,20 +1,18 @@
 //! `bale unprotect PATH...`: turn linked (read-only, shared with the cache)
 //! files into private writable copies, so they can be edited in place.
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::cache::create_private;
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{Kind, temp};
 use crate::paths;
-use crate::repo::{Access, Repo};
-use crate::workspace::apply::temp_beside;
-use crate::workspace::link;
-use crate::workspace::stat::Kind;
 use crate::workspace::walk;
 
-use super::Ctx;
+use super::{Ctx, plural};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -24,10 +22,11 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let repo = Repo::open(&ctx.cwd, Access::Write)?;
+    let repo = ctx.open(true)?;
     for p in &args.paths {
         let abs = paths::normalize(&ctx.cwd.join(p));
         repo.relative(&abs)?;
+        crate::out::check_no_symlink_on_the_way(&repo.root, &abs)?;
         let w = walk::walk(&abs, 0)?.ok_or_else(|| Error::NotFound(p.clone()))?;
         let linked: Vec<(PathBuf, bool)> = w
             .entries
@@ -36,7 +35,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 let is_cache_link = e.stat.kind == Kind::Symlink
                     && e.link_target
                         .as_deref()
-                        .and_then(|t| repo.cache.hash_of_object_path(t))
+                        .and_then(|t| repo.cache.symlink_object(t))
                         .is_some();
                 let is_read_only_file = e.stat.kind == Kind::File && e.stat.mode & 0o200 == 0;
                 (is_cache_link || is_read_only_file).then(|| {
@@ -52,10 +51,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .map(|(path, exec)| private_copy(path, *exec))
             .collect::<Result<Vec<()>>>()?;
         ctx.say(format!(
-            "{}: {} file{} made writable",
+            "{}: {} made writable",
             p.display(),
-            linked.len(),
-            if linked.len() == 1 { "" } else { "s" }
+            plural(linked.len(), "file")
         ));
     }
     Ok(())
@@ -64,10 +62,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 /// Replaces `path` (a link to a cache object) by a private copy of its
 /// content, atomically.
 fn private_copy(path: &Path, executable: bool) -> Result<()> {
-    let tmp = temp_beside(path);
-    let copied = link::copy_private(path, &tmp, executable)
-        .at("copy", path)
-        .and_then(|_| fs::rename(&tmp, path).at("replace", path));
+    let tmp = temp::name_in(path.parent().unwrap_or(Path::new(".")));
+    let copied = (|| {
+        let mut src = File::open(path).at("read", path)?;
+        let mut out = create_private(&tmp, executable).at("create", &tmp)?;
+        std::io::copy(&mut src, &mut out).at("copy", path)?;
+        fs::rename(&tmp, path).at("replace", path)
+    })();
     if copied.is_err() {
         let _ = fs::remove_file(&tmp);
     }

@@ -7,16 +7,14 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::link::{self, LinkError, LinkType, Linker};
+use super::link::{Exhausted, Linker};
 use super::plan::{CheckoutPlan, Write};
-use super::stat::FileStat;
-use super::walk::TEMP_PREFIX;
-use crate::cache::Cache;
+use crate::cache::{Cache, LinkError, OBJECT_MODE};
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{FileStat, LinkType, is_unsupported, stat::content_stat, temp};
 use crate::paths;
 use crate::progress::Bar;
 
@@ -34,64 +32,44 @@ pub struct Outcome {
     pub errors: Vec<Error>,
 }
 
-/// A unique path beside `dest` for a temporary file.
-pub fn temp_beside(dest: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = format!("{TEMP_PREFIX}{}.{n}", std::process::id());
-    match dest.parent() {
-        Some(p) => p.join(name),
-        None => PathBuf::from(name),
-    }
-}
-
 /// Makes `dest` from the object of `w`, atomically: a hardlink or symlink
 /// is whole the moment it exists, so it is made straight at `dest` when that
 /// place is free; anything else is made beside it and renamed over it.
-/// Returns the placed file's stat, taken right after it was placed.
+/// Returns the placed file's content stat, taken right after it was placed.
 pub fn place(
     cache: &Cache,
     linker: &Linker,
     w: &Write,
     dest: &Path,
 ) -> Result<(FileStat, LinkType)> {
-    let object = cache.object_path(w.hash);
     let fail = |e: LinkError| match e {
-        LinkError::Corrupt => Error::CorruptObject {
-            hash: w.hash,
-            path: dest.to_path_buf(),
-            object: object.clone(),
-        },
-        LinkError::Io(e) if e.kind() == io::ErrorKind::NotFound && !object.exists() => {
-            Error::MissingObject {
-                hash: w.hash,
-                path: dest.to_path_buf(),
-                object: object.clone(),
-            }
-        }
+        LinkError::Corrupt => cache.corrupt(w.hash, dest),
+        LinkError::Missing => cache.missing(w.hash, dest),
         LinkError::Io(e) => Error::io("create", dest, e),
-        LinkError::Exhausted(source) => Error::NoLinkType {
-            tried: linker.describe(),
-            path: dest.to_path_buf(),
-            source,
-        },
     };
     let mut made = None;
     if let Some(t) = linker.wanted(w.executable).filter(|t| t.shares_object()) {
-        match link::make(t, &object, w.hash, w.size, dest, w.executable) {
+        match cache.link(t, w.hash, w.size, dest, w.executable) {
             Ok(()) => made = Some(t),
             Err(LinkError::Io(e))
-                if e.kind() == io::ErrorKind::AlreadyExists || link::is_unsupported(&e) => {}
+                if e.kind() == io::ErrorKind::AlreadyExists || is_unsupported(&e) => {}
             Err(e) => return Err(fail(e)),
         }
     }
     let link_type = match made {
         Some(t) => t,
         None => {
-            let tmp = temp_beside(dest);
+            let tmp = temp::name_in(dest.parent().unwrap_or(Path::new(".")));
             let t = linker
-                .materialize(&object, w.hash, w.size, &tmp, w.executable)
-                .map_err(fail)?;
+                .materialize(cache, w.hash, w.size, &tmp, w.executable)
+                .map_err(|e| match e {
+                    Exhausted::Failed(e) => fail(e),
+                    Exhausted::Unsupported(source) => Error::NoLinkType {
+                        tried: linker.describe(),
+                        path: dest.to_path_buf(),
+                        source,
+                    },
+                })?;
             if let Err(e) = fs::rename(&tmp, dest) {
                 let _ = fs::remove_file(&tmp);
                 return Err(Error::io("create", dest, e));
@@ -104,13 +82,13 @@ pub fn place(
             t
         }
     };
-    let mut stat = FileStat::from_metadata(&fs::symlink_metadata(dest).at("read", dest)?);
+    let mut stat = content_stat(dest).at("read", dest)?;
     // A hardlink is the object: a chmod of an earlier hardlinked file
     // changed the object's mode, which is put back here.
-    if link_type == LinkType::Hardlink && stat.mode != crate::cache::OBJECT_MODE {
-        fs::set_permissions(dest, fs::Permissions::from_mode(crate::cache::OBJECT_MODE))
+    if link_type == LinkType::Hardlink && stat.mode != OBJECT_MODE {
+        fs::set_permissions(dest, fs::Permissions::from_mode(OBJECT_MODE))
             .at("make read-only", dest)?;
-        stat = FileStat::from_metadata(&fs::symlink_metadata(dest).at("read", dest)?);
+        stat = content_stat(dest).at("read", dest)?;
     }
     // A file that shares the object's blocks was not read: its size is the
     // cheap check of the object (a copy was hashed on the way, a symlink's

@@ -3,112 +3,21 @@
 //! supported here is dropped for the rest of the run (decided on the first
 //! file, then kept), while a real error (no space, no permission) is reported.
 
-use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::hash::{self, Hash};
+use crate::cache::{Cache, LinkError};
+use crate::fsutil::{LinkType, is_unsupported, temp};
+use crate::hash::Hash;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LinkType {
-    Reflink,
-    Hardlink,
-    Symlink,
-    Copy,
-}
-
-impl LinkType {
-    pub const ALL: [LinkType; 4] = [
-        LinkType::Reflink,
-        LinkType::Hardlink,
-        LinkType::Symlink,
-        LinkType::Copy,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkType::Reflink => "reflink",
-            LinkType::Hardlink => "hardlink",
-            LinkType::Symlink => "symlink",
-            LinkType::Copy => "copy",
-        }
-    }
-
-    /// Hardlinked and symlinked files are the cache object itself, so they
-    /// are read-only and cannot carry their own executable bit.
-    pub fn shares_object(self) -> bool {
-        matches!(self, LinkType::Hardlink | LinkType::Symlink)
-    }
-
-    /// Parses a `cache.type` value: a comma list such as `reflink,copy`.
-    pub fn parse_list(s: &str) -> Result<Vec<LinkType>, String> {
-        let mut out = Vec::new();
-        for part in s.split(',').map(str::trim) {
-            let t: LinkType = part.parse()?;
-            if out.contains(&t) {
-                return Err(format!("{part} is listed twice"));
-            }
-            out.push(t);
-        }
-        Ok(out)
-    }
-}
-
-impl fmt::Display for LinkType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for LinkType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        LinkType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown link type {s:?}; use reflink, hardlink, symlink or copy")
-            })
-    }
-}
-
-/// The permission bits of a private (copy or reflink) workspace file.
-pub fn private_mode(executable: bool) -> u32 {
-    if executable { 0o755 } else { 0o644 }
-}
-
-/// Whether an error means "this link type does not work here" rather than a
-/// real failure that a fallback must not hide.
-pub fn is_unsupported(e: &io::Error) -> bool {
-    if e.kind() == io::ErrorKind::Unsupported {
-        return true;
-    }
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::EXDEV
-                | libc::EOPNOTSUPP
-                | libc::EPERM
-                | libc::EINVAL
-                | libc::ENOSYS
-                | libc::ENOTTY
-                | libc::EMLINK
-        )
-    )
-}
-
-/// Why making a workspace file failed.
+/// Why `Linker::materialize` made nothing.
 #[derive(Debug)]
-pub enum LinkError {
+pub enum Exhausted {
     /// Every type in the chain is unsupported here; the last error.
-    Exhausted(io::Error),
-    /// A copy read content that does not hash to the object's name.
-    Corrupt,
-    Io(io::Error),
+    Unsupported(std::io::Error),
+    /// A real failure of one type (or a missing or corrupt object).
+    Failed(LinkError),
 }
 
 /// The `cache.type` chain with the index of the type currently in use.
@@ -169,20 +78,15 @@ impl Linker {
     }
 
     /// When the chain starts with reflink, finds out whether reflinks work
-    /// from the cache into `dir` by cloning `object` once (and removing the
-    /// clone), so that files are judged against the type that will really be
-    /// used. A clone leaves the object's inode as it was.
-    pub fn probe_reflink(&self, object: &Path, hash: Hash, dir: &Path) {
+    /// from the cache into `dir` by cloning the object `hash` once (and
+    /// removing the clone), so that files are judged against the type that
+    /// will really be used. A clone leaves the object's inode as it was.
+    pub fn probe_reflink(&self, cache: &Cache, hash: Hash, size: u64, dir: &Path) {
         if self.current() != LinkType::Reflink {
             return;
         }
-        let tmp = dir.join(format!(
-            "{}probe.{}",
-            crate::workspace::walk::TEMP_PREFIX,
-            std::process::id()
-        ));
-        let size = fs::metadata(object).map(|m| m.len()).unwrap_or(0);
-        if let Err(LinkError::Io(e)) = make(LinkType::Reflink, object, hash, size, &tmp, false)
+        let tmp = temp::name_in(dir);
+        if let Err(LinkError::Io(e)) = cache.link(LinkType::Reflink, hash, size, &tmp, false)
             && is_unsupported(&e)
         {
             self.drop_type(LinkType::Reflink);
@@ -190,16 +94,17 @@ impl Linker {
         let _ = fs::remove_file(&tmp);
     }
 
-    /// Creates `dest` (which must not exist) from the cache object at
-    /// `object`, with the first type of the chain that works here.
+    /// Creates `dest` (which must not exist) from the cache object `hash`,
+    /// with the first type of the chain that works here. `Err(None)`: no
+    /// type of the chain works here (the last "unsupported" error).
     pub fn materialize(
         &self,
-        object: &Path,
+        cache: &Cache,
         hash: Hash,
         size: u64,
         dest: &Path,
         executable: bool,
-    ) -> Result<LinkType, LinkError> {
+    ) -> Result<LinkType, Exhausted> {
         let mut last_unsupported = None;
         let mut tried = Vec::new();
         while let Some(t) = self.wanted(executable) {
@@ -207,7 +112,7 @@ impl Linker {
                 break;
             }
             tried.push(t);
-            match make(t, object, hash, size, dest, executable) {
+            match cache.link(t, hash, size, dest, executable) {
                 Ok(()) => return Ok(t),
                 Err(LinkError::Io(e)) if is_unsupported(&e) => {
                     let _ = fs::remove_file(dest);
@@ -216,14 +121,14 @@ impl Linker {
                 }
                 Err(e) => {
                     let _ = fs::remove_file(dest);
-                    return Err(e);
+                    return Err(Exhausted::Failed(e));
                 }
             }
         }
-        Err(LinkError::Exhausted(last_unsupported.unwrap_or_else(
+        Err(Exhausted::Unsupported(last_unsupported.unwrap_or_else(
             || {
-                io::Error::new(
-                    io::ErrorKind::Unsupported,
+                std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
                     "no link type in the chain can make an executable file",
                 )
             },
@@ -239,72 +144,9 @@ pub fn relink_advised(last_type: LinkType, last_chain: &str, linker: &Linker) ->
     last_chain != linker.describe() && linker.chain.first() != Some(&last_type)
 }
 
-/// Makes `dest` from `object` (whose content hashes to `hash` and is `size`
-/// bytes long) with link type `t`. A copy is verified by its hash; a symlink,
-/// which would dangle silently, by the object's presence and size.
-pub fn make(
-    t: LinkType,
-    object: &Path,
-    hash: Hash,
-    size: u64,
-    dest: &Path,
-    executable: bool,
-) -> Result<(), LinkError> {
-    match t {
-        LinkType::Hardlink => fs::hard_link(object, dest).map_err(LinkError::Io),
-        LinkType::Symlink => {
-            if fs::metadata(object).map_err(LinkError::Io)?.len() != size {
-                return Err(LinkError::Corrupt);
-            }
-            std::os::unix::fs::symlink(object, dest).map_err(LinkError::Io)
-        }
-        LinkType::Reflink => {
-            let src = File::open(object).map_err(LinkError::Io)?;
-            let out = create_private(dest, executable).map_err(LinkError::Io)?;
-            reflink_copy::reflink_file(&src, &out).map_err(LinkError::Io)
-        }
-        LinkType::Copy => {
-            if copy_private(object, dest, executable).map_err(LinkError::Io)? != hash {
-                return Err(LinkError::Corrupt);
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Copies `src` to a new private file `dest` (which must not exist), in one
-/// read that also hashes the content; returns that hash.
-pub fn copy_private(src: &Path, dest: &Path, executable: bool) -> io::Result<Hash> {
-    let input = File::open(src)?;
-    let out = create_private(dest, executable)?;
-    hash::with_buffer(|buf| hash::copy_hashing(&input, &out, buf)).map(|(h, _)| h)
-}
-
-fn create_private(dest: &Path, executable: bool) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(private_mode(executable))
-        .open(dest)?;
-    // The umask may have taken bits away; a private file gets exactly these.
-    f.set_permissions(fs::Permissions::from_mode(private_mode(executable)))?;
-    Ok(f)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_lists_and_rejects_unknown_or_repeated_types() {
-        assert_eq!(
-            LinkType::parse_list("reflink, copy"),
-            Ok(vec![LinkType::Reflink, LinkType::Copy])
-        );
-        assert!(LinkType::parse_list("reflink,ftp").is_err());
-        assert!(LinkType::parse_list("copy,copy").is_err());
-        assert!(LinkType::parse_list("").is_err());
-    }
 
     #[test]
     fn executables_skip_types_that_share_the_object() {
@@ -345,15 +187,5 @@ mod tests {
         assert!(!relink_advised(LinkType::Copy, "reflink,copy", &copy));
         // The same chain, even if it fell back: nothing was changed.
         assert!(!relink_advised(LinkType::Copy, "reflink,copy", &default));
-    }
-
-    #[test]
-    fn unsupported_errors_are_told_from_real_ones() {
-        assert!(is_unsupported(&io::Error::from_raw_os_error(libc::EXDEV)));
-        assert!(is_unsupported(&io::Error::from_raw_os_error(
-            libc::EOPNOTSUPP
-        )));
-        assert!(!is_unsupported(&io::Error::from_raw_os_error(libc::ENOSPC)));
-        assert!(!is_unsupported(&io::Error::from_raw_os_error(libc::EACCES)));
     }
 }

@@ -3,33 +3,9 @@
 
 use std::collections::HashSet;
 
-use super::link::LinkType;
-use super::stat::{FileStat, Kind};
+pub use super::observe::{Actual, Root};
 use crate::hash::Hash;
 use crate::manifest::ManifestEntry;
-
-/// A non-directory entry of the workspace, with what is known of its content.
-#[derive(Clone, Debug)]
-pub struct Actual {
-    pub path: String,
-    pub stat: FileStat,
-    /// The content's hash. `None` for what bale cannot account for: a
-    /// symlink it did not make, a socket or fifo.
-    pub hash: Option<Hash>,
-    /// A symlink into the cache: its content is the object, nothing to lose.
-    pub cache_link: bool,
-    /// How the snapshot says this very file (same inode and ctime) was made
-    /// from its object, when known.
-    pub recorded_link: Option<LinkType>,
-}
-
-impl Actual {
-    /// The executable bit as bale records it (a symlink's own mode means
-    /// nothing; cache objects are never executable).
-    pub fn executable(&self) -> bool {
-        self.stat.kind == Kind::File && self.stat.is_executable()
-    }
-}
 
 /// How the workspace differs from the manifest, as indices into both.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -108,7 +84,9 @@ pub struct Write {
 pub struct CheckoutPlan {
     /// Files and symlinks to remove.
     pub deletes: Vec<String>,
-    /// Folders no longer needed, deepest first.
+    /// Folders to remove, deepest first: those where a file must go, and
+    /// those that the deletes empty. A folder the user made and left empty
+    /// stays.
     pub remove_dirs: Vec<String>,
     /// Folders to create, parents first ("" is the out's root).
     pub create_dirs: Vec<String>,
@@ -130,15 +108,6 @@ impl CheckoutPlan {
             && self.create_dirs.is_empty()
             && self.writes.is_empty()
     }
-}
-
-/// What the out's root is in the workspace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Root {
-    Missing,
-    Dir,
-    /// A file, symlink or special file (listed in `actual` as path "").
-    NotDir,
 }
 
 /// Builds the checkout plan. `expected` is the manifest (for a file out, one
@@ -200,12 +169,13 @@ pub fn plan(
         }
     }
     let present: HashSet<&str> = actual_dirs.iter().map(String::as_str).collect();
-    p.remove_dirs = actual_dirs
-        .iter()
-        .rev()
-        .filter(|d| !needed.contains(d.as_str()))
-        .cloned()
-        .collect();
+    p.remove_dirs = dirs_to_remove(
+        &p,
+        actual,
+        actual_dirs,
+        &needed,
+        is_dir_out && root == Root::Dir,
+    );
     if !is_dir_out && root == Root::Dir {
         p.remove_dirs.push(String::new());
     }
@@ -219,9 +189,56 @@ pub fn plan(
     p
 }
 
+/// The folders (deepest first) that are not needed and either stand where
+/// a file must be written (with everything in them), or hold deleted files
+/// and nothing else once the deletes are done.
+fn dirs_to_remove(
+    p: &CheckoutPlan,
+    actual: &[Actual],
+    actual_dirs: &[String],
+    needed: &HashSet<&str>,
+    root_stays: bool,
+) -> Vec<String> {
+    let deleted: HashSet<&str> = p.deletes.iter().map(String::as_str).collect();
+    let written: HashSet<&str> = p.writes.iter().map(|w| w.path.as_str()).collect();
+    // Where paths under `dir` start and end in a sorted list of paths.
+    fn under<'a, T>(list: &'a [T], dir: &str, path: impl Fn(&T) -> &str) -> &'a [T] {
+        let start = list.partition_point(|x| path(x) <= dir);
+        let len = list[start..].partition_point(|x| {
+            let x = path(x);
+            x.len() > dir.len() && x.starts_with(dir) && x.as_bytes()[dir.len()] == b'/'
+        });
+        &list[start..start + len]
+    }
+    let blocking = |d: &str| {
+        !root_stays
+            || written.contains(d)
+            || d.match_indices('/').any(|(k, _)| written.contains(&d[..k]))
+    };
+    let mut removed: HashSet<&str> = HashSet::new();
+    let mut out = Vec::new();
+    for d in actual_dirs
+        .iter()
+        .rev()
+        .filter(|d| !needed.contains(d.as_str()))
+    {
+        let files = under(actual, d, |a| a.path.as_str());
+        let subdirs = under(actual_dirs, d, |s| s.as_str());
+        let emptied = files.iter().any(|a| deleted.contains(a.path.as_str()))
+            && files.iter().all(|a| deleted.contains(a.path.as_str()))
+            && subdirs.iter().all(|s| removed.contains(s.as_str()));
+        if emptied || blocking(d) {
+            removed.insert(d);
+            out.push(d.clone());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::{FileStat, Kind};
 
     fn stat(kind: Kind, mode: u32) -> FileStat {
         FileStat {
@@ -240,9 +257,11 @@ mod tests {
         Actual {
             path: path.into(),
             stat: stat(Kind::File, 0o644),
+            content: Some(stat(Kind::File, 0o644)),
             hash: Some(Hash(h)),
             cache_link: false,
             recorded_link: None,
+            recorded_hash: None,
         }
     }
 
@@ -361,6 +380,29 @@ mod tests {
         let p = plan(&e, true, &[file("d", 1)], &[], Root::Dir, |_| true, false);
         assert_eq!(p.deletes, ["d"]);
         assert_eq!(p.create_dirs, ["d"]);
+    }
+
+    #[test]
+    fn only_folders_the_deletes_empty_are_removed() {
+        let e = [want("keep/k", 2)];
+        let a = [
+            file("gone/x", 5),
+            file("gone/y/z", 6),
+            file("keep/k", 2),
+            file("mixed/m", 7),
+        ];
+        let d = dirs(&[
+            "gone",
+            "gone/y",
+            "keep",
+            "keep/mine",
+            "mixed",
+            "mixed/mine",
+            "user",
+        ]);
+        let p = plan(&e, true, &a, &d, Root::Dir, |_| true, false);
+        assert_eq!(p.deletes, ["gone/x", "gone/y/z", "mixed/m"]);
+        assert_eq!(p.remove_dirs, ["gone/y", "gone"]);
     }
 
     #[test]

@@ -2,21 +2,18 @@
 //! linked with another type than the one `cache.type` now asks for.
 //!
 //! From the bulk stat pass: a symlink into the cache is a symlink; a file
-//! whose inode is its object's is a hardlink (the object is stat'ed only for
-//! files with more than one link); anything else is a private file, copy or
-//! reflink. Those two cannot be told apart by a stat, so a private file
+//! that is a hard link of its object is a hardlink (the cache is asked only
+//! for files with more than one link); anything else is a private file, copy
+//! or reflink. Those two cannot be told apart by a stat, so a private file
 //! counts as right only when the snapshot recorded this very file (same inode
 //! and ctime) as made with the wanted type; otherwise it is relinked.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-
 use rayon::prelude::*;
 
-use super::link::{LinkType, Linker};
-use super::plan::Actual;
-use super::stat::Kind;
+use super::link::Linker;
+use super::observe::Actual;
 use crate::cache::Cache;
+use crate::fsutil::{Kind, LinkType};
 use crate::manifest::ManifestEntry;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,16 +26,12 @@ pub enum CurrentLink {
 
 pub fn current_link(a: &Actual, cache: &Cache, expected: &ManifestEntry) -> CurrentLink {
     if a.stat.kind == Kind::Symlink {
-        return CurrentLink::Symlink;
+        CurrentLink::Symlink
+    } else if cache.is_hardlink_of(expected.hash, &a.stat) {
+        CurrentLink::Hardlink
+    } else {
+        CurrentLink::Private
     }
-    if a.stat.nlink > 1
-        && let Ok(m) = fs::metadata(cache.object_path(expected.hash))
-        && m.ino() == a.stat.ino
-        && m.dev() == a.stat.dev
-    {
-        return CurrentLink::Hardlink;
-    }
-    CurrentLink::Private
 }
 
 /// Whether a file linked as `current` is what `wanted` asks for.

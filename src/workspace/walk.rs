@@ -8,12 +8,8 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use super::stat::{FileStat, Kind};
 use crate::error::{Error, IoContext, Result};
-
-/// Names starting with this are bale's own temporary files: they are never
-/// tracked, and a checkout removes the ones an interrupted run left behind.
-pub const TEMP_PREFIX: &str = ".bale-tmp.";
+use crate::fsutil::{FileStat, Kind, temp};
 
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -23,6 +19,19 @@ pub struct Entry {
     pub stat: FileStat,
     /// The target of a symlink, read in the same pass.
     pub link_target: Option<PathBuf>,
+    /// For a symlink, the stat of what it points to (`None`: dangling).
+    pub target_stat: Option<FileStat>,
+}
+
+impl Entry {
+    /// The stat that stands for the entry's content, as snapshots record
+    /// it (a symlink: `FileStat::of_symlink`); `None` for a dangling symlink.
+    pub fn content_stat(&self) -> Option<FileStat> {
+        match self.stat.kind {
+            Kind::Symlink => self.target_stat.map(|t| self.stat.of_symlink(&t)),
+            _ => Some(self.stat),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +41,8 @@ pub struct Walk {
     pub entries: Vec<Entry>,
     /// Leftover temporary files of an interrupted bale run.
     pub stale_temps: Vec<PathBuf>,
+    /// Entries whose names are not UTF-8 (left out of `entries`).
+    pub bad_names: Vec<PathBuf>,
 }
 
 impl Walk {
@@ -52,19 +63,20 @@ pub fn walk(root: &Path, expected: usize) -> Result<Option<Walk>> {
     };
     let stat = FileStat::from_metadata(&meta);
     if stat.kind != Kind::Dir {
-        let link_target = read_target(root, stat.kind)?;
+        let (link_target, target_stat) = read_target(root, stat.kind)?;
         return Ok(Some(Walk {
             entries: vec![Entry {
                 path: String::new(),
                 stat,
                 link_target,
+                target_stat,
             }],
-            stale_temps: Vec::new(),
+            ..Walk::default()
         }));
     }
 
     let found: Mutex<Vec<Entry>> = Mutex::new(Vec::with_capacity(expected + expected / 8));
-    let temps: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let odd: Mutex<Odd> = Mutex::new(Odd::default());
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     rayon::scope(|scope| {
         read_dir_job(
@@ -72,7 +84,7 @@ pub fn walk(root: &Path, expected: usize) -> Result<Option<Walk>> {
             root.to_path_buf(),
             String::new(),
             &found,
-            &temps,
+            &odd,
             &first_error,
         );
     });
@@ -81,10 +93,20 @@ pub fn walk(root: &Path, expected: usize) -> Result<Option<Walk>> {
     }
     let mut entries = into_inner(found);
     entries.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let mut odd = into_inner(odd);
+    odd.bad_names.sort_unstable();
     Ok(Some(Walk {
         entries,
-        stale_temps: into_inner(temps),
+        stale_temps: odd.temps,
+        bad_names: odd.bad_names,
     }))
+}
+
+/// What a walk sets aside rather than lists.
+#[derive(Default)]
+struct Odd {
+    temps: Vec<PathBuf>,
+    bad_names: Vec<PathBuf>,
 }
 
 fn into_inner<T>(m: Mutex<T>) -> T {
@@ -100,18 +122,20 @@ fn read_dir_job<'s>(
     dir: PathBuf,
     rel: String,
     found: &'s Mutex<Vec<Entry>>,
-    temps: &'s Mutex<Vec<PathBuf>>,
+    odd: &'s Mutex<Odd>,
     first_error: &'s Mutex<Option<Error>>,
 ) {
     match read_one_dir(&dir, &rel) {
-        Ok((mut entries, stale)) => {
+        Ok((mut entries, found_odd)) => {
             for e in entries.iter().filter(|e| e.stat.kind == Kind::Dir) {
                 let sub_dir = dir.join(file_name(&e.path));
                 let sub_rel = e.path.clone();
-                scope.spawn(move |s| read_dir_job(s, sub_dir, sub_rel, found, temps, first_error));
+                scope.spawn(move |s| read_dir_job(s, sub_dir, sub_rel, found, odd, first_error));
             }
-            if !stale.is_empty() {
-                lock(temps).extend(stale);
+            if !found_odd.temps.is_empty() || !found_odd.bad_names.is_empty() {
+                let mut o = lock(odd);
+                o.temps.extend(found_odd.temps);
+                o.bad_names.extend(found_odd.bad_names);
             }
             lock(found).append(&mut entries);
         }
@@ -125,20 +149,18 @@ fn file_name(rel: &str) -> &str {
     rel.rsplit('/').next().unwrap_or(rel)
 }
 
-fn read_one_dir(dir: &Path, rel: &str) -> Result<(Vec<Entry>, Vec<PathBuf>)> {
+fn read_one_dir(dir: &Path, rel: &str) -> Result<(Vec<Entry>, Odd)> {
     let mut entries = Vec::new();
-    let mut stale = Vec::new();
+    let mut odd = Odd::default();
     for item in fs::read_dir(dir).at("read the folder", dir)? {
         let item = item.at("read the folder", dir)?;
         let name = item.file_name();
         let Some(name_str) = name.to_str() else {
-            return Err(Error::Unsupported {
-                path: dir.join(&name),
-                reason: "the file name is not valid UTF-8; rename it".into(),
-            });
+            odd.bad_names.push(dir.join(&name));
+            continue;
         };
-        if name_str.starts_with(TEMP_PREFIX) {
-            stale.push(dir.join(&name));
+        if temp::is_temp_name(name_str) {
+            odd.temps.push(dir.join(&name));
             continue;
         }
         // DirEntry::metadata is an lstat relative to the open directory.
@@ -149,21 +171,28 @@ fn read_one_dir(dir: &Path, rel: &str) -> Result<(Vec<Entry>, Vec<PathBuf>)> {
         } else {
             format!("{rel}/{name_str}")
         };
-        let link_target = read_target(&dir.join(&name), stat.kind)?;
+        let (link_target, target_stat) = read_target(&dir.join(&name), stat.kind)?;
         entries.push(Entry {
             path,
             stat,
             link_target,
+            target_stat,
         });
     }
-    Ok((entries, stale))
+    Ok((entries, odd))
 }
 
-fn read_target(path: &Path, kind: Kind) -> Result<Option<PathBuf>> {
+/// A symlink's target and the stat of what it points to.
+fn read_target(path: &Path, kind: Kind) -> Result<(Option<PathBuf>, Option<FileStat>)> {
     if kind != Kind::Symlink {
-        return Ok(None);
+        return Ok((None, None));
     }
-    fs::read_link(path).at("read the symlink", path).map(Some)
+    let target = fs::read_link(path).at("read the symlink", path)?;
+    let stat = match fs::metadata(path) {
+        Ok(m) => Some(FileStat::from_metadata(&m)),
+        Err(_) => None,
+    };
+    Ok((Some(target), stat))
 }
 
 #[cfg(test)]
@@ -177,15 +206,21 @@ mod tests {
         fs::create_dir_all(root.join("a/b")).unwrap();
         fs::write(root.join("a/b/f"), "x").unwrap();
         fs::write(root.join("a.txt"), "yy").unwrap();
-        fs::write(root.join(format!("{TEMP_PREFIX}123")), "").unwrap();
+        fs::write(temp::name_in(&root), "").unwrap();
+        fs::write(root.join(".bale-tmp.mine"), "").unwrap();
         std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
         let w = walk(&root, 0).unwrap().unwrap();
         let paths: Vec<_> = w.entries.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["a", "a.txt", "a/b", "a/b/f", "link"]);
-        assert_eq!(w.entries[1].stat.size, 2);
-        let link = &w.entries[4];
+        assert_eq!(
+            paths,
+            [".bale-tmp.mine", "a", "a.txt", "a/b", "a/b/f", "link"]
+        );
+        assert_eq!(w.entries[2].stat.size, 2);
+        let link = &w.entries[5];
         assert_eq!(link.stat.kind, Kind::Symlink);
         assert_eq!(link.link_target.as_deref(), Some(Path::new("/etc")));
+        assert_eq!(link.content_stat().map(|s| s.kind), Some(Kind::Symlink));
+        assert_eq!(link.target_stat.map(|s| s.kind), Some(Kind::Dir));
         assert_eq!(w.stale_temps.len(), 1);
         assert!(walk(&t.path().join("missing"), 0).unwrap().is_none());
     }

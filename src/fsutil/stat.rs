@@ -1,8 +1,10 @@
-//! What the state DB remembers of a file, and the one rule deciding whether
+//! The stat fields bale records of a file, and the one rule deciding whether
 //! a file may be trusted as unchanged without reading it.
 
-use std::fs::Metadata;
+use std::fs::{self, Metadata};
+use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -70,30 +72,73 @@ impl FileStat {
     }
 }
 
-/// Whether a file whose stat was recorded as `recorded` at `snapshot_ns`
-/// (a time read off the file system's own clock) may be trusted to still hold
-/// the content recorded then, now that it stats as `current`.
+/// The stat that stands for the content at `path`, as snapshots record it:
+/// its own for a file; for a symlink, see [`FileStat::of_symlink`].
+pub fn content_stat(path: &Path) -> io::Result<FileStat> {
+    let own = FileStat::from_metadata(&fs::symlink_metadata(path)?);
+    if own.kind != Kind::Symlink {
+        return Ok(own);
+    }
+    Ok(own.of_symlink(&FileStat::from_metadata(&fs::metadata(path)?)))
+}
+
+impl FileStat {
+    /// The stat that stands for a symlink's content, from its own stat and
+    /// its target's: the target's (an object written through the link moves
+    /// its mtime and size, a link made to point elsewhere its inode), marked
+    /// as a symlink, with the later of the two ctimes, so that a change to
+    /// the link itself is seen too.
+    pub fn of_symlink(&self, target: &FileStat) -> FileStat {
+        FileStat {
+            kind: Kind::Symlink,
+            ctime_ns: self.ctime_ns.max(target.ctime_ns),
+            ..*target
+        }
+    }
+
+    /// Whether `other` is this very file, untouched since: the same inode
+    /// with the same ctime (nothing written, chmod'ed or linked meanwhile).
+    pub fn is_same_file(&self, other: &FileStat) -> bool {
+        self.kind == other.kind && self.ino == other.ino && self.ctime_ns == other.ctime_ns
+    }
+}
+
+/// How a file's stat now compares with the stat recorded for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compared {
+    /// Everything bale records is equal: the file is exactly as recorded.
+    Identical,
+    /// Only the permission bits differ: the content is as recorded.
+    SameContent,
+    /// The content may have changed: it must be read to be known.
+    Suspect,
+}
+
+/// The one rule deciding whether a file recorded as `recorded` at
+/// `snapshot_ns` (a time read off the file system's own clock) may be
+/// trusted to hold the recorded content, now that it stats as `current`.
 ///
 /// Trusted only when type, size, mtime, ctime and inode are all unchanged
 /// (ctime catches an edit whose mtime was put back) and the mtime is strictly
 /// older than the snapshot: a file written in the same clock tick as the
 /// snapshot could have changed after it without moving its mtime (git's
-/// "racy git" rule). Permission bits are compared by the callers that care
-/// about them; content does not depend on them. The link count is not
-/// compared: linking a cache object elsewhere changes it, not the content.
-pub fn is_unchanged(recorded: &FileStat, current: &FileStat, snapshot_ns: i64) -> bool {
-    recorded.kind == current.kind
+/// "racy git" rule). The link count is not compared: linking a cache object
+/// elsewhere changes it, not the content. Permission bits do not change
+/// content, but they are part of what checkout restores.
+pub fn compare(recorded: &FileStat, current: &FileStat, snapshot_ns: i64) -> Compared {
+    let content_same = recorded.kind == current.kind
         && recorded.size == current.size
         && recorded.mtime_ns == current.mtime_ns
         && recorded.ctime_ns == current.ctime_ns
         && recorded.ino == current.ino
-        && current.mtime_ns < snapshot_ns
-}
-
-/// Whether `current` is exactly what was recorded (the unchanged-out skip):
-/// [`is_unchanged`] and the same permission bits.
-pub fn is_identical(recorded: &FileStat, current: &FileStat, snapshot_ns: i64) -> bool {
-    recorded.mode == current.mode && is_unchanged(recorded, current, snapshot_ns)
+        && current.mtime_ns < snapshot_ns;
+    if !content_same {
+        Compared::Suspect
+    } else if recorded.mode != current.mode {
+        Compared::SameContent
+    } else {
+        Compared::Identical
+    }
 }
 
 #[cfg(test)]
@@ -115,13 +160,13 @@ mod tests {
 
     #[test]
     fn identical_stat_older_than_snapshot_is_unchanged() {
-        assert!(is_unchanged(&stat(), &stat(), 2_000));
+        assert_eq!(compare(&stat(), &stat(), 2_000), Compared::Identical);
     }
 
     #[test]
     fn racy_mtime_equal_to_snapshot_is_not_trusted() {
-        assert!(!is_unchanged(&stat(), &stat(), 1_000));
-        assert!(!is_unchanged(&stat(), &stat(), 999));
+        assert_eq!(compare(&stat(), &stat(), 1_000), Compared::Suspect);
+        assert_eq!(compare(&stat(), &stat(), 999), Compared::Suspect);
     }
 
     #[test]
@@ -130,7 +175,7 @@ mod tests {
             ctime_ns: 1_500,
             ..stat()
         };
-        assert!(!is_unchanged(&stat(), &now, 2_000));
+        assert_eq!(compare(&stat(), &now, 2_000), Compared::Suspect);
     }
 
     #[test]
@@ -148,7 +193,7 @@ mod tests {
             },
         ];
         for c in changes {
-            assert!(!is_unchanged(&stat(), &c, 2_000), "{c:?}");
+            assert_eq!(compare(&stat(), &c, 2_000), Compared::Suspect, "{c:?}");
         }
     }
 
@@ -158,19 +203,13 @@ mod tests {
             mode: 0o755,
             ..stat()
         };
-        assert!(is_unchanged(&stat(), &now, 2_000));
-        assert!(!is_identical(&stat(), &now, 2_000));
-        assert!(is_identical(&stat(), &stat(), 2_000));
-        assert!(!is_identical(&stat(), &stat(), 1_000));
+        assert_eq!(compare(&stat(), &now, 2_000), Compared::SameContent);
+        assert_eq!(compare(&stat(), &stat(), 1_000), Compared::Suspect);
     }
 
     #[test]
-    fn link_count_and_mode_do_not_matter_for_content() {
-        let now = FileStat {
-            nlink: 3,
-            mode: 0o444,
-            ..stat()
-        };
-        assert!(is_unchanged(&stat(), &now, 2_000));
+    fn the_link_count_does_not_matter() {
+        let now = FileStat { nlink: 3, ..stat() };
+        assert_eq!(compare(&stat(), &now, 2_000), Compared::Identical);
     }
 }

@@ -1,0 +1,556 @@
+//! The content-addressed object store. Callers ask it whether it holds an
+//! object, for an object's content, or for a workspace file made from an
+//! object; they never see where an object lives, so that another place
+//! (packs) can serve objects without the callers changing.
+//!
+//! Loose objects are `<cache>/<2 hex>/<30 hex>`, written once through a temp
+//! file in `<cache>/tmp/`, hashed on the way in, made read-only, and never
+//! modified. An object whose content no longer matches its name (someone
+//! wrote through a hard link as root) is moved to `<cache>/corrupt/` when it
+//! is found, so that it is never served again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, FileStat, LinkType, link_type::private_mode, stat::Compared, temp};
+use crate::hash::{self, Hash};
+use crate::manifest::Manifest;
+
+/// Mode of every cache object: read-only for everyone.
+pub const OBJECT_MODE: u32 = 0o444;
+
+#[derive(Debug)]
+pub struct Cache {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+/// How `store_file` copies a file into the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreMode {
+    /// Share the extents (FICLONE), then hash the clone: the workspace file
+    /// can be left in place as a private reflink.
+    Reflink,
+    /// Read once, hashing and writing the copy on the way.
+    Copy,
+}
+
+/// Why making a workspace file from an object failed.
+#[derive(Debug)]
+pub enum LinkError {
+    /// The object is not in the cache.
+    Missing,
+    /// The object's content does not hash to its name (it was moved aside).
+    Corrupt,
+    Io(io::Error),
+}
+
+/// What `adopt_file` did.
+#[derive(Debug)]
+pub enum Adopted {
+    /// The file is now the object; `stat` is its stat after that.
+    Linked {
+        hash: Hash,
+        size: u64,
+        stat: FileStat,
+    },
+    /// An object with this content was already there; the file is untouched.
+    Exists { hash: Hash, size: u64 },
+    /// The file changed while it was read, or cannot be linked into the
+    /// cache (another file system): store a copy instead.
+    Changed,
+}
+
+impl Cache {
+    pub fn new(dir: PathBuf) -> Cache {
+        let tmp = dir.join("tmp");
+        Cache { dir, tmp }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the cache folder itself is there (a `cache.dir` on a disk
+    /// that is not mounted is not).
+    pub fn exists(&self) -> bool {
+        self.dir.is_dir()
+    }
+
+    fn loose_path(&self, hash: Hash) -> PathBuf {
+        let hex = hash.to_string();
+        self.dir.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The object a symlink target names, when it is one of this cache's
+    /// loose objects (how symlinked workspace files are recognised).
+    pub fn symlink_object(&self, target: &Path) -> Option<Hash> {
+        self.hash_of_loose_path(target)
+    }
+
+    fn hash_of_loose_path(&self, path: &Path) -> Option<Hash> {
+        let rest = path.strip_prefix(&self.dir).ok()?;
+        let mut parts = rest.iter();
+        let (a, b) = (parts.next()?.to_str()?, parts.next()?.to_str()?);
+        if parts.next().is_some() || a.len() != 2 {
+            return None;
+        }
+        format!("{a}{b}").parse().ok()
+    }
+
+    pub fn contains(&self, hash: Hash) -> bool {
+        self.loose_path(hash).is_file()
+    }
+
+    /// The stat of the object `hash`, `None` when it is not in the cache.
+    pub fn stat(&self, hash: Hash) -> Result<Option<FileStat>> {
+        let path = self.loose_path(hash);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(FileStat::from_metadata(&m))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    /// Whether the file stat'ed as `file` is a hard link of the object.
+    pub fn is_hardlink_of(&self, hash: Hash, file: &FileStat) -> bool {
+        file.nlink > 1
+            && fs::metadata(self.loose_path(hash))
+                .is_ok_and(|m| m.ino() == file.ino && m.dev() == file.dev)
+    }
+
+    /// Creates the cache folders (idempotent).
+    pub fn create(&self) -> Result<()> {
+        fs::create_dir_all(&self.tmp).at("create the cache folder", &self.tmp)
+    }
+
+    fn create_temp(&self) -> Result<tempfile::NamedTempFile> {
+        match temp::create_in(&self.tmp) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.create()?;
+                temp::create_in(&self.tmp).at("create a file in the cache", &self.tmp)
+            }
+            Err(e) => Err(Error::io("create a file in the cache", &self.tmp, e)),
+        }
+    }
+
+    /// Stores the content of `src`, hashing it on the way in. Returns its
+    /// hash, its size, and whether the object is new (false: an equal object
+    /// was already there and was kept). With `StoreMode::Reflink`, an `Err`
+    /// whose io error is "unsupported" means: fall back to `StoreMode::Copy`.
+    pub fn store_file(&self, src: &Path, mode: StoreMode) -> Result<(Hash, u64, bool)> {
+        let input = File::open(src).at("read", src)?;
+        let tmp = self.create_temp()?;
+        let (hash, size) = match mode {
+            StoreMode::Copy => {
+                hash::with_buffer(|buf| hash::copy_hashing(&input, tmp.as_file(), buf)).map_err(
+                    |e| match e {
+                        hash::CopyError::Read(e) => Error::io("read", src, e),
+                        hash::CopyError::Write(e) => Error::io("write", tmp.path(), e),
+                    },
+                )?
+            }
+            StoreMode::Reflink => {
+                reflink_copy::reflink_file(&input, tmp.as_file()).at("reflink", src)?;
+                let clone = File::open(tmp.path()).at("read", tmp.path())?;
+                hash::with_buffer(|buf| hash::hash_reader(&clone, buf)).at("read", tmp.path())?
+            }
+        };
+        let fresh = self.publish(tmp, hash)?;
+        Ok((hash, size, fresh))
+    }
+
+    /// Makes the file at `src` itself the object, for link types that share
+    /// the object anyway (hardlink, symlink): no byte is copied. The file is
+    /// hashed through an open descriptor; if its stat moved meanwhile it was
+    /// being written, and `Adopted::Changed` says to copy it instead. Else it
+    /// is made read-only and that very inode is linked in under its hash.
+    pub fn adopt_file(&self, src: &Path) -> Result<Adopted> {
+        let f = File::open(src).at("read", src)?;
+        let before = FileStat::from_metadata(&f.metadata().at("read", src)?);
+        let (hash, size) = hash::with_buffer(|buf| hash::hash_reader(&f, buf)).at("read", src)?;
+        let after = FileStat::from_metadata(&f.metadata().at("read", src)?);
+        if fsutil::stat::compare(&before, &after, i64::MAX) != Compared::Identical
+            || after.kind != fsutil::Kind::File
+        {
+            return Ok(Adopted::Changed);
+        }
+        if self.contains(hash) {
+            return Ok(Adopted::Exists { hash, size });
+        }
+        let original = fs::Permissions::from_mode(after.mode);
+        f.set_permissions(fs::Permissions::from_mode(OBJECT_MODE))
+            .at("make read-only", src)?;
+        let dest = self.loose_path(hash);
+        match link_into(&dest, |d| link_fd(&f, d))? {
+            Ok(()) => {
+                let stat = FileStat::from_metadata(&f.metadata().at("read", src)?);
+                Ok(Adopted::Linked { hash, size, stat })
+            }
+            Err(e) => {
+                let _ = f.set_permissions(original);
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    Ok(Adopted::Exists { hash, size })
+                } else if fsutil::is_unsupported(&e) || e.kind() == io::ErrorKind::NotFound {
+                    Ok(Adopted::Changed)
+                } else {
+                    Err(Error::io("store into the cache", &dest, e))
+                }
+            }
+        }
+    }
+
+    /// Stores `bytes` (a manifest) and returns their hash.
+    pub fn store_bytes(&self, bytes: &[u8]) -> Result<Hash> {
+        let hash = Hash::of_bytes(bytes);
+        if self.contains(hash) {
+            return Ok(hash);
+        }
+        let mut tmp = self.create_temp()?;
+        tmp.write_all(bytes).at("write", tmp.path())?;
+        self.publish(tmp, hash)?;
+        Ok(hash)
+    }
+
+    /// Makes the temp file `tmp` the object `hash`: read-only, then linked
+    /// in under its name. If the object is already there, it is kept (its
+    /// inode may be linked from workspaces), the temp file is dropped, and
+    /// the result is false.
+    fn publish(&self, tmp: tempfile::NamedTempFile, hash: Hash) -> Result<bool> {
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(OBJECT_MODE))
+            .at("make read-only", tmp.path())?;
+        let dest = self.loose_path(hash);
+        match link_into(&dest, |d| fs::hard_link(tmp.path(), d))? {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            // A file system without hard links: a rename still publishes
+            // atomically (replacing an equal object at worst).
+            Err(e) if fsutil::is_unsupported(&e) => {
+                tmp.persist(&dest)
+                    .map_err(|e| Error::io("store into the cache", &dest, e.error))?;
+                Ok(true)
+            }
+            Err(e) => Err(Error::io("store into the cache", &dest, e)),
+        }
+    }
+
+    /// Reads and checks the manifest object `hash` of the out at `out`.
+    pub fn read_manifest(&self, hash: Hash, out: &Path) -> Result<Manifest> {
+        let path = self.loose_path(hash);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(self.missing(hash, out));
+            }
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        if Hash::of_bytes(&bytes) != hash {
+            self.set_aside(hash);
+            return Err(self.corrupt(hash, out));
+        }
+        Manifest::decode(&bytes, hash)
+    }
+
+    pub fn missing(&self, hash: Hash, path: &Path) -> Error {
+        Error::MissingObject {
+            hash,
+            path: path.to_path_buf(),
+            cache: self.dir.clone(),
+        }
+    }
+
+    pub fn corrupt(&self, hash: Hash, path: &Path) -> Error {
+        Error::CorruptObject {
+            hash,
+            path: path.to_path_buf(),
+            cache: self.dir.clone(),
+        }
+    }
+
+    /// Makes `dest` (which must not exist) from the object `hash` of `size`
+    /// bytes with link type `t`. A copy is verified by its hash on the way; a
+    /// symlink, which would dangle silently, by the object's presence and
+    /// size. A hard link or reflink shares the object's blocks and is checked
+    /// by its size once placed.
+    pub fn link(
+        &self,
+        t: LinkType,
+        hash: Hash,
+        size: u64,
+        dest: &Path,
+        executable: bool,
+    ) -> Result<(), LinkError> {
+        let object = self.loose_path(hash);
+        let missing = |e: io::Error| {
+            if e.kind() == io::ErrorKind::NotFound && !object.exists() {
+                LinkError::Missing
+            } else {
+                LinkError::Io(e)
+            }
+        };
+        match t {
+            LinkType::Hardlink => fs::hard_link(&object, dest).map_err(missing),
+            LinkType::Symlink => {
+                if fs::metadata(&object).map_err(missing)?.len() != size {
+                    return Err(LinkError::Corrupt);
+                }
+                std::os::unix::fs::symlink(&object, dest).map_err(LinkError::Io)
+            }
+            LinkType::Reflink => {
+                let src = File::open(&object).map_err(missing)?;
+                let out = create_private(dest, executable).map_err(LinkError::Io)?;
+                reflink_copy::reflink_file(&src, &out).map_err(LinkError::Io)
+            }
+            LinkType::Copy => {
+                let src = File::open(&object).map_err(missing)?;
+                let out = create_private(dest, executable).map_err(LinkError::Io)?;
+                let (got, _) = hash::with_buffer(|buf| hash::copy_hashing(&src, &out, buf))
+                    .map_err(|e| LinkError::Io(e.into_inner()))?;
+                if got != hash {
+                    drop(out);
+                    let _ = fs::remove_file(dest);
+                    self.set_aside(hash);
+                    return Err(LinkError::Corrupt);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Re-hashes the object `hash`: `None` when it is not in the cache,
+    /// `Some(false)` when its content no longer matches its name (it is then
+    /// moved aside).
+    pub fn verify(&self, hash: Hash) -> Result<Option<bool>> {
+        let path = self.loose_path(hash);
+        let f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        let (got, _) = hash::with_buffer(|buf| hash::hash_reader(&f, buf)).at("read", &path)?;
+        if got != hash {
+            self.set_aside(hash);
+            return Ok(Some(false));
+        }
+        Ok(Some(true))
+    }
+
+    /// Moves a corrupt object out of its name into `<cache>/corrupt/`, so
+    /// that it is never served again (and can still be looked at). Best
+    /// effort: the caller reports the corruption either way.
+    pub fn set_aside(&self, hash: Hash) {
+        let corrupt = self.dir.join("corrupt");
+        let _ = fs::create_dir_all(&corrupt);
+        let _ = fs::rename(self.loose_path(hash), corrupt.join(hash.to_string()));
+    }
+
+    /// Every object in the cache.
+    pub fn list(&self) -> Result<Vec<Hash>> {
+        let mut out = Vec::new();
+        let top = match fs::read_dir(&self.dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("read the cache folder", &self.dir, e)),
+        };
+        for prefix in top {
+            let prefix = prefix.at("read the cache folder", &self.dir)?;
+            let name = prefix.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.len() != 2 || !prefix.path().is_dir() {
+                continue;
+            }
+            for obj in fs::read_dir(prefix.path()).at("read the cache folder", &prefix.path())? {
+                let obj = obj.at("read the cache folder", &prefix.path())?;
+                if let Some(hash) = self.hash_of_loose_path(&obj.path()) {
+                    out.push(hash);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the object `hash`; returns the bytes it held.
+    pub fn remove(&self, hash: Hash) -> Result<u64> {
+        let path = self.loose_path(hash);
+        let size = fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(size),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(Error::io("delete", path, e)),
+        }
+    }
+
+    /// Removes the temp files left by killed processes. Only for a caller
+    /// that knows no other writer uses the cache now.
+    pub fn remove_temp_files(&self) {
+        if let Ok(r) = fs::read_dir(&self.tmp) {
+            for e in r.flatten() {
+                if e.file_name().to_str().is_some_and(temp::is_temp_name) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// Runs `link` to make `dest`; when the object's prefix folder does not
+/// exist yet (it is made on first use), creates it and runs `link` again.
+/// The outer error is the folder's, the inner one the link's.
+fn link_into(dest: &Path, link: impl Fn(&Path) -> io::Result<()>) -> Result<io::Result<()>> {
+    match link(dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).at("create the cache folder", parent)?;
+            }
+            Ok(link(dest))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Links the open file `f` at `dest` (the inode that was read, whatever
+/// happened to its path meanwhile), through /proc's view of the descriptor.
+fn link_fd(f: &File, dest: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let from =
+        CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).map_err(io::Error::other)?;
+    let to = CString::new(dest.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both arguments are valid NUL-terminated paths that outlive the
+    // call; linkat does not keep them.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Creates the private (copy or reflink) file `dest`, which must not exist,
+/// with exactly the mode of its executable bit.
+pub fn create_private(dest: &Path, executable: bool) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(private_mode(executable))
+        .open(dest)?;
+    // The umask may have taken bits away; a private file gets exactly these.
+    f.set_permissions(fs::Permissions::from_mode(private_mode(executable)))?;
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_read_only_objects_under_their_hash_once() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::new(t.path().join("cache"));
+        let src = t.path().join("f");
+        fs::write(&src, "hello").unwrap();
+        let (h, size, fresh) = cache.store_file(&src, StoreMode::Copy).unwrap();
+        assert!(fresh);
+        assert_eq!(h, Hash::of_bytes(b"hello"));
+        assert_eq!(size, 5);
+        let obj = cache.loose_path(h);
+        assert_eq!(fs::read(&obj).unwrap(), b"hello");
+        let mode = fs::metadata(&obj).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, OBJECT_MODE);
+        let ino = fs::metadata(&obj).unwrap().ino();
+        assert!(!cache.store_file(&src, StoreMode::Copy).unwrap().2);
+        assert_eq!(
+            fs::metadata(&obj).unwrap().ino(),
+            ino,
+            "an existing object is kept, not replaced"
+        );
+        assert_eq!(cache.symlink_object(&obj), Some(h));
+        assert_eq!(fs::read_dir(&cache.tmp).unwrap().count(), 0);
+        assert_eq!(cache.list().unwrap(), vec![h]);
+        assert_eq!(cache.verify(h).unwrap(), Some(true));
+    }
+
+    #[test]
+    fn adopting_links_the_file_itself_read_only() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::new(t.path().join("cache"));
+        let src = t.path().join("f");
+        fs::write(&src, "adopt me").unwrap();
+        let Adopted::Linked { hash, size, stat } = cache.adopt_file(&src).unwrap() else {
+            panic!("not linked");
+        };
+        assert_eq!((hash, size), (Hash::of_bytes(b"adopt me"), 8));
+        let obj = fs::metadata(cache.loose_path(hash)).unwrap();
+        let ws = fs::metadata(&src).unwrap();
+        assert_eq!(obj.ino(), ws.ino());
+        assert_eq!(obj.mode() & 0o777, OBJECT_MODE);
+        assert_eq!(stat.ctime_ns, ws.ctime() * 1_000_000_000 + ws.ctime_nsec());
+        assert!(cache.is_hardlink_of(hash, &FileStat::from_metadata(&ws)));
+        let twin = t.path().join("g");
+        fs::write(&twin, "adopt me").unwrap();
+        let mode = fs::metadata(&twin).unwrap().mode();
+        assert!(matches!(
+            cache.adopt_file(&twin).unwrap(),
+            Adopted::Exists { .. }
+        ));
+        assert_eq!(fs::metadata(&twin).unwrap().mode(), mode, "left untouched");
+    }
+
+    #[test]
+    fn a_corrupt_object_is_reported_and_set_aside() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::new(t.path().join("cache"));
+        let h = cache.store_bytes(b"bale-manifest 1\n").unwrap();
+        assert!(cache.read_manifest(h, Path::new("d")).is_ok());
+        let obj = cache.loose_path(h);
+        fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&obj, "bale-manifest 1\nx").unwrap();
+        assert!(matches!(
+            cache.read_manifest(h, Path::new("d")),
+            Err(Error::CorruptObject { .. })
+        ));
+        assert!(!cache.contains(h), "a corrupt object is not served again");
+        assert!(t.path().join("cache/corrupt").join(h.to_string()).is_file());
+        assert!(matches!(
+            cache.read_manifest(h, Path::new("d")),
+            Err(Error::MissingObject { .. })
+        ));
+        assert_eq!(cache.verify(h).unwrap(), None);
+    }
+
+    #[test]
+    fn a_copy_of_a_corrupt_object_is_refused_and_leaves_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::new(t.path().join("cache"));
+        let src = t.path().join("f");
+        fs::write(&src, "right").unwrap();
+        let (h, size, _) = cache.store_file(&src, StoreMode::Copy).unwrap();
+        let obj = cache.loose_path(h);
+        fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&obj, "wrong").unwrap();
+        let dest = t.path().join("out");
+        assert!(matches!(
+            cache.link(LinkType::Copy, h, size, &dest, false),
+            Err(LinkError::Corrupt)
+        ));
+        assert!(!dest.exists());
+        assert!(matches!(
+            cache.link(LinkType::Hardlink, h, size, &dest, false),
+            Err(LinkError::Missing)
+        ));
+    }
+}

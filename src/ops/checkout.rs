@@ -1,0 +1,294 @@
+//! checkout: an out whose pointer hash equals its snapshot's, and whose
+//! fresh stat walk reproduces the snapshot exactly, is unchanged: nothing
+//! else is done for it. Every other out is observed and planned; a plan
+//! that would remove or replace anything runs only once every object the
+//! new content needs is known to be in the cache.
+
+use std::collections::HashSet;
+
+use crate::error::{Error, Result};
+use crate::out::Out;
+use crate::progress::Bar;
+use crate::repo::Repo;
+use crate::state::{Snapshot, SnapshotEntry, StateDb};
+use crate::workspace::{
+    self, Observation, apply, link::Linker, link::relink_advised, plan, relink, snapshot, walk,
+};
+
+use super::{Changes, display_path, expected_of};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Also relink right-content files whose link type differs.
+    pub relink: bool,
+    /// Drop workspace content that is not in the cache.
+    pub force: bool,
+}
+
+/// One out's planned checkout.
+pub struct Work {
+    pub out: Out,
+    obs: Observation,
+    pub plan: plan::CheckoutPlan,
+    /// Files with the right content relinked to the configured type.
+    pub relinked: usize,
+    /// Cache objects found corrupt (and set aside) while observing.
+    pub corrupt: Vec<Error>,
+    old: Option<Snapshot>,
+    /// Every kept file was checked to have the configured link type.
+    relink: bool,
+}
+
+pub enum Planned {
+    /// The snapshot matched: nothing to do.
+    Unchanged(Box<(Out, Option<Snapshot>)>),
+    Work(Box<Work>),
+}
+
+/// Plans one out.
+pub fn plan_out(
+    repo: &Repo,
+    state: &StateDb,
+    linker: &Linker,
+    o: Out,
+    opts: Options,
+    quiet: bool,
+) -> Result<Planned> {
+    let snapshot = state.load(&o.key)?;
+    let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
+    if !opts.relink
+        && let (Some(s), Some(w)) = (&snapshot, &walked)
+        && s.hash == o.record.hash
+        && workspace::matches_snapshot(w, s)
+    {
+        return Ok(Planned::Unchanged(Box::new((o, snapshot))));
+    }
+    let expected = expected_of(repo, &o)?;
+    let obs = workspace::observe(&o.root, walked, snapshot.as_ref(), &repo.cache, quiet)?;
+    let corrupt = obs
+        .corrupt
+        .iter()
+        .map(|(h, p)| {
+            repo.cache.set_aside(*h);
+            repo.cache
+                .corrupt(*h, std::path::Path::new(&display_path(&o.key, p)))
+        })
+        .collect();
+    let mut plan = plan::plan(
+        expected.entries(),
+        o.is_dir(),
+        &obs.files,
+        &obs.dirs,
+        obs.root,
+        |h| repo.cache.contains(h),
+        opts.force,
+    );
+    let mut relinked = 0;
+    if opts.relink {
+        // Settle the chain on what works here before judging links by it.
+        if let Some(&(i, j)) = plan.kept.first() {
+            let dest = crate::paths::join(&o.root, &obs.files[i].path);
+            if let Some(dir) = dest.parent() {
+                let e = &expected.entries()[j];
+                linker.probe_reflink(&repo.cache, e.hash, e.size, dir);
+            }
+        }
+        let wrong = relink::wrong_links(
+            &plan.kept,
+            &obs.files,
+            expected.entries(),
+            &repo.cache,
+            linker,
+        );
+        relinked = wrong.len();
+        let wrong_set: HashSet<usize> = wrong.iter().map(|&(i, _)| i).collect();
+        plan.kept.retain(|(i, _)| !wrong_set.contains(i));
+        plan.writes.extend(wrong.iter().map(|&(_, j)| {
+            let e = &expected.entries()[j];
+            plan::Write {
+                path: e.path.clone(),
+                hash: e.hash,
+                size: e.size,
+                executable: e.executable,
+            }
+        }));
+    }
+    if plan.conflicts.is_empty() {
+        check_objects(repo, &o, &obs, &plan)?;
+    }
+    Ok(Planned::Work(Box::new(Work {
+        out: o,
+        obs,
+        plan,
+        relinked,
+        corrupt,
+        old: snapshot,
+        relink: opts.relink,
+    })))
+}
+
+/// Refuses a plan that would remove or replace anything while an object it
+/// needs is missing: then nothing of the out changes. A plan that only
+/// creates files (into an emptied out) goes ahead, each missing file
+/// reported by itself.
+fn check_objects(repo: &Repo, o: &Out, obs: &Observation, plan: &plan::CheckoutPlan) -> Result<()> {
+    let present: HashSet<&str> = obs.files.iter().map(|a| a.path.as_str()).collect();
+    let destructive = !plan.deletes.is_empty()
+        || !plan.remove_dirs.is_empty()
+        || plan
+            .writes
+            .iter()
+            .any(|w| present.contains(w.path.as_str()));
+    if !destructive {
+        return Ok(());
+    }
+    let missing: Vec<String> = plan
+        .writes
+        .iter()
+        .filter(|w| !repo.cache.contains(w.hash))
+        .map(|w| format!("{} {}", w.hash, display_path(&o.key, &w.path)))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ObjectsMissing {
+            out: o.key.clone(),
+            missing,
+        })
+    }
+}
+
+/// What applying a plan did.
+pub struct Applied {
+    pub errors: Vec<Error>,
+    /// The new snapshot, when the out now matches its manifest.
+    pub snapshot: Option<Snapshot>,
+    /// From the workspace's side: files created, replaced, removed.
+    pub changes: Changes,
+}
+
+pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar) -> Applied {
+    let outcome = apply::apply(
+        &w.plan,
+        &w.out.root,
+        &w.obs.stale_temps,
+        &repo.cache,
+        linker,
+        bar,
+    );
+    let present: HashSet<&str> = w.obs.files.iter().map(|a| a.path.as_str()).collect();
+    let name = |p: &String| display_path(&w.out.key, p);
+    let mut changes = Changes::default();
+    for p in &outcome.placed {
+        if present.contains(p.write.path.as_str()) {
+            changes.modified.push(name(&p.write.path));
+        } else {
+            changes.added.push(name(&p.write.path));
+        }
+    }
+    changes.added.sort_unstable();
+    changes.modified.sort_unstable();
+    changes.deleted = w.plan.deletes.iter().map(name).collect();
+    if !outcome.errors.is_empty() {
+        return Applied {
+            errors: outcome.errors,
+            snapshot: None,
+            changes,
+        };
+    }
+    match snapshot_after(w, outcome.placed, linker) {
+        Ok(s) => Applied {
+            errors: Vec::new(),
+            snapshot: Some(s),
+            changes,
+        },
+        Err(e) => Applied {
+            errors: vec![e],
+            snapshot: None,
+            changes,
+        },
+    }
+}
+
+/// "data: 3 added, 1 modified, 0 deleted", from the workspace's side.
+pub fn summary(w: &Work, relink: bool) -> String {
+    let p = &w.plan;
+    let changes = p.added + p.modified + p.deleted;
+    let mut s = if changes == 0 {
+        format!("{}: unchanged", w.out.key)
+    } else {
+        format!(
+            "{}: {} added, {} modified, {} deleted",
+            w.out.key, p.deleted, p.modified, p.added
+        )
+    };
+    if relink {
+        s.push_str(&format!(
+            "; relinked {} file{}, {} already right",
+            w.relinked,
+            if w.relinked == 1 { "" } else { "s" },
+            p.kept.len()
+        ));
+    }
+    s
+}
+
+/// The snapshot of an out that now matches its manifest: files left alone
+/// keep the stat they were compared with; placed files have their new one.
+/// Its chain is the configured one only if every file was made under it
+/// (all placed now, all checked by `--relink`, or the chain did not
+/// change): otherwise the files kept from before still have the old links,
+/// and the relink hint stays due.
+fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> Result<Snapshot> {
+    placed.sort_unstable_by(|a, b| a.write.path.cmp(&b.write.path));
+    let kept = w.plan.kept.iter().filter_map(|&(i, _)| {
+        let a = &w.obs.files[i];
+        Some(SnapshotEntry {
+            path: &a.path,
+            stat: a.content?,
+            hash: a.hash?,
+            link: a.recorded_link,
+        })
+    });
+    let placed_rows = placed.iter().map(|p| SnapshotEntry {
+        path: &p.write.path,
+        stat: p.stat,
+        hash: p.write.hash,
+        link: Some(p.link_type),
+    });
+    let mut rows = snapshot::merge(kept, placed_rows, w.plan.kept.len() + placed.len());
+    snapshot::restat_shared_inodes(&w.out.root, &mut rows)?;
+    let chain = linker.describe();
+    let (link_type, cache_type) = match &w.old {
+        Some(old) if !w.relink && !w.plan.kept.is_empty() && old.cache_type != chain => (
+            snapshot::common_link(&rows).unwrap_or(old.link_type),
+            old.cache_type.clone(),
+        ),
+        _ => (
+            snapshot::common_link(&rows).unwrap_or_else(|| linker.current()),
+            chain,
+        ),
+    };
+    Ok(Snapshot::new(
+        w.out.record.hash,
+        link_type,
+        cache_type,
+        0,
+        snapshot::encode(&rows),
+    ))
+}
+
+/// Whether an out linked as its snapshot says needs `checkout --relink`.
+pub fn needs_relink(s: &Snapshot, linker: &Linker) -> bool {
+    relink_advised(s.link_type, &s.cache_type, linker)
+}
+
+/// The hint for outs last linked under another `cache.type`.
+pub fn relink_hint(keys: &[String], linker: &Linker) -> String {
+    format!(
+        "{} {} linked before cache.type became {}; existing workspace files keep their old links: run `bale checkout --relink` to relink them",
+        keys.join(", "),
+        if keys.len() == 1 { "was" } else { "were" },
+        linker.describe()
+    )
+}

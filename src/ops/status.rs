@@ -1,0 +1,163 @@
+//! status: per out, how the workspace differs from the pointer, read-only
+//! but for one thing: when re-hashing found the content unchanged, the
+//! snapshot is refreshed if no writer holds the lock, so that the next
+//! status is one stat walk again (as `git status` refreshes the index).
+
+use crate::error::{Error, Result};
+use crate::fsutil::Kind;
+use crate::hash::Hash;
+use crate::out::Out;
+use crate::repo::Repo;
+use crate::state::{Snapshot, SnapshotEntry};
+use crate::workspace::{self, Observation, plan, plan::Root, snapshot, walk};
+
+use super::{Changes, display_path, expected_of};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Unchanged,
+    Modified,
+    Missing,
+    NotInCache,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Unchanged => "unchanged",
+            State::Modified => "modified",
+            State::Missing => "missing",
+            State::NotInCache => "not-in-cache",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct OutStatus {
+    /// The out's path (or the target's inside it), relative to the repository.
+    pub path: String,
+    pub state: State,
+    pub changes: Changes,
+    /// Cache objects found corrupt: (hash, path of the file linked to it).
+    pub corrupt: Vec<(Hash, String)>,
+    /// A snapshot to save because re-hashing found the content unchanged.
+    pub refresh: Option<Snapshot>,
+}
+
+/// The status of one out, or of the part of it under `o.subpath`.
+pub fn status_of(
+    repo: &Repo,
+    snapshot: Option<Snapshot>,
+    o: &Out,
+    quiet: bool,
+) -> Result<OutStatus> {
+    let mut s = OutStatus {
+        path: match &o.subpath {
+            Some(sub) => display_path(&o.key, sub),
+            None => o.key.clone(),
+        },
+        state: State::Unchanged,
+        changes: Changes::default(),
+        corrupt: Vec::new(),
+        refresh: None,
+    };
+    let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
+    if let (Some(snap), Some(w)) = (&snapshot, &walked)
+        && snap.hash == o.record.hash
+        && workspace::matches_snapshot(w, snap)
+        && repo.cache.contains(o.record.hash)
+    {
+        return Ok(s);
+    }
+    let obs = workspace::observe(&o.root, walked, snapshot.as_ref(), &repo.cache, quiet)?;
+    s.corrupt = obs
+        .corrupt
+        .iter()
+        .map(|(h, p)| (*h, display_path(&o.key, p)))
+        .collect();
+    if obs.root == Root::Missing {
+        s.state = State::Missing;
+        return Ok(s);
+    }
+    let expected = match expected_of(repo, o) {
+        Ok(m) => m,
+        Err(Error::MissingObject { .. }) => {
+            s.state = State::NotInCache;
+            return Ok(s);
+        }
+        Err(e) => return Err(e),
+    };
+    let d = plan::diff(expected.entries(), &obs.files);
+    let in_scope = |p: &str| match &o.subpath {
+        None => true,
+        Some(sub) => {
+            p == sub || (p.starts_with(sub.as_str()) && p.as_bytes().get(sub.len()) == Some(&b'/'))
+        }
+    };
+    let name = |p: &str| display_path(&o.key, p);
+    s.changes.added = d
+        .added
+        .iter()
+        .map(|&i| &obs.files[i].path)
+        .filter(|p| in_scope(p))
+        .map(|p| name(p))
+        .collect();
+    s.changes.modified = d
+        .modified
+        .iter()
+        .map(|&(i, _)| &obs.files[i].path)
+        .filter(|p| in_scope(p))
+        .map(|p| name(p))
+        .collect();
+    s.changes.deleted = d
+        .deleted
+        .iter()
+        .map(|&j| &expected.entries()[j].path)
+        .filter(|p| in_scope(p))
+        .map(|p| name(p))
+        .collect();
+    let clean = d.is_clean() && (o.is_dir() || obs.root == Root::NotDir);
+    if clean {
+        s.refresh = refreshed(o, snapshot.as_ref(), &obs);
+        return Ok(s);
+    }
+    let scoped_clean =
+        s.changes.added.is_empty() && s.changes.modified.is_empty() && s.changes.deleted.is_empty();
+    s.state = if !o.is_dir() && !repo.cache.contains(o.record.hash) {
+        State::NotInCache
+    } else if scoped_clean && o.subpath.is_some() {
+        State::Unchanged
+    } else {
+        State::Modified
+    };
+    Ok(s)
+}
+
+/// The snapshot that records a clean observation afresh, when the old one
+/// was of this very content and only stats moved (nothing odd to clean up).
+fn refreshed(o: &Out, old: Option<&Snapshot>, obs: &Observation) -> Option<Snapshot> {
+    let old = old.filter(|s| s.hash == o.record.hash)?;
+    if !obs.stale_temps.is_empty() || !obs.corrupt.is_empty() {
+        return None;
+    }
+    let mut rows = Vec::with_capacity(obs.files.len());
+    for a in &obs.files {
+        if !matches!(a.stat.kind, Kind::File | Kind::Symlink) {
+            return None;
+        }
+        rows.push(SnapshotEntry {
+            path: &a.path,
+            stat: a.content?,
+            hash: a.hash?,
+            link: a.recorded_link,
+        });
+    }
+    Some(Snapshot::new(
+        old.hash,
+        old.link_type,
+        old.cache_type.clone(),
+        0,
+        snapshot::encode(&rows),
+    ))
+}

@@ -1,0 +1,309 @@
+//! Observe: what the workspace holds for an out, with every file's content
+//! hash known — from the snapshot when its stat can be trusted, read and
+//! hashed (in parallel) otherwise. A file whose content no longer matches
+//! the object it is linked to (an edit in place through a hard link or a
+//! symlink) reveals a corrupt cache object; those are collected here.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::walk;
+use crate::cache::Cache;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{FileStat, Kind, LinkType, stat::Compared};
+use crate::hash::{self, Hash};
+use crate::paths;
+use crate::progress::Bar;
+use crate::state::{Snapshot, SnapshotEntry};
+
+/// An out's workspace side, every file's content known.
+#[derive(Debug)]
+pub struct Observation {
+    pub root: Root,
+    /// Non-directory entries, sorted by path.
+    pub files: Vec<Actual>,
+    /// Folders, sorted by path.
+    pub dirs: Vec<String>,
+    pub stale_temps: Vec<PathBuf>,
+    /// Cache objects found corrupt (hash, path of the file linked to it).
+    pub corrupt: Vec<(Hash, String)>,
+}
+
+/// What the out's root is in the workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Root {
+    Missing,
+    Dir,
+    /// A file, symlink or special file (listed in `files` as path "").
+    NotDir,
+}
+
+/// A non-directory entry of the workspace, with what is known of its content.
+#[derive(Clone, Debug)]
+pub struct Actual {
+    pub path: String,
+    /// Its own stat (lstat).
+    pub stat: FileStat,
+    /// The stat that stands for its content (a symlink: its target's, see
+    /// `walk::Entry::content_stat`); `None` for a dangling symlink.
+    pub content: Option<FileStat>,
+    /// The content's hash. `None` for what bale cannot account for: a
+    /// symlink it did not make, a dangling one, a socket or fifo.
+    pub hash: Option<Hash>,
+    /// A symlink into the cache whose object is sound: nothing to lose.
+    pub cache_link: bool,
+    /// How the snapshot says this very file (same inode and ctime) was made
+    /// from its object, when known.
+    pub recorded_link: Option<LinkType>,
+    /// The hash the snapshot recorded here, or a symlink's named object.
+    pub recorded_hash: Option<Hash>,
+}
+
+impl Actual {
+    pub fn new(e: walk::Entry, k: Known) -> Actual {
+        Actual {
+            content: e.content_stat(),
+            path: e.path,
+            stat: e.stat,
+            hash: k.hash,
+            cache_link: k.cache_link,
+            recorded_link: k.recorded_link,
+            recorded_hash: k.recorded_hash,
+        }
+    }
+
+    /// The executable bit as bale records it (a symlink's own mode means
+    /// nothing; cache objects are never executable).
+    pub fn executable(&self) -> bool {
+        self.stat.kind == Kind::File && self.stat.is_executable()
+    }
+}
+
+/// What is known of a file's content without reading it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Known {
+    /// The content's hash, when the stat can be trusted.
+    pub hash: Option<Hash>,
+    /// A symlink into the cache: its content is the object it names.
+    pub cache_link: bool,
+    /// How the snapshot says the file was made, when it is still the very
+    /// file the snapshot recorded (same inode and ctime).
+    pub recorded_link: Option<LinkType>,
+    /// The hash the snapshot recorded at this path (a symlink: the object
+    /// its target names), trusted or not.
+    pub recorded_hash: Option<Hash>,
+}
+
+/// Looks walk entries up in a snapshot. Both are sorted by path, so the
+/// lookups are a merge: entries must be asked for in path order.
+pub struct KnownHashes<'a> {
+    recorded: std::iter::Peekable<Box<dyn Iterator<Item = SnapshotEntry<'a>> + 'a>>,
+    taken_ns: i64,
+    cache: &'a Cache,
+}
+
+impl<'a> KnownHashes<'a> {
+    pub fn new(snapshot: Option<&'a Snapshot>, cache: &'a Cache) -> Self {
+        let recorded: Box<dyn Iterator<Item = SnapshotEntry<'a>> + 'a> = match snapshot {
+            Some(s) => Box::new(s.entries()),
+            None => Box::new(std::iter::empty()),
+        };
+        KnownHashes {
+            recorded: recorded.peekable(),
+            taken_ns: snapshot.map_or(i64::MIN, |s| s.taken_ns),
+            cache,
+        }
+    }
+
+    fn recorded_at(&mut self, path: &str) -> Option<SnapshotEntry<'a>> {
+        while self.recorded.next_if(|r| r.path < path).is_some() {}
+        self.recorded.next_if(|r| r.path == path)
+    }
+
+    pub fn lookup(&mut self, e: &walk::Entry) -> Known {
+        match e.stat.kind {
+            Kind::File => {
+                let Some(r) = self.recorded_at(&e.path) else {
+                    return Known::default();
+                };
+                let trusted = crate::fsutil::stat::compare(&r.stat, &e.stat, self.taken_ns)
+                    != Compared::Suspect;
+                Known {
+                    hash: trusted.then_some(r.hash),
+                    cache_link: false,
+                    recorded_link: r.link.filter(|_| r.stat.is_same_file(&e.stat)),
+                    recorded_hash: Some(r.hash),
+                }
+            }
+            Kind::Symlink => {
+                let recorded = self.recorded_at(&e.path);
+                let Some(named) = e
+                    .link_target
+                    .as_deref()
+                    .and_then(|t| self.cache.symlink_object(t))
+                else {
+                    return Known::default();
+                };
+                // Trusted when the snapshot recorded this link to this
+                // object, and the object's stat has not moved since.
+                let trusted = match (recorded, e.content_stat()) {
+                    (Some(r), Some(now)) => {
+                        r.hash == named
+                            && crate::fsutil::stat::compare(&r.stat, &now, self.taken_ns)
+                                != Compared::Suspect
+                    }
+                    _ => false,
+                };
+                Known {
+                    hash: trusted.then_some(named),
+                    cache_link: true,
+                    recorded_link: Some(LinkType::Symlink),
+                    recorded_hash: Some(named),
+                }
+            }
+            Kind::Dir | Kind::Other => Known::default(),
+        }
+    }
+}
+
+pub fn hash_file(path: &Path) -> Result<Hash> {
+    let f = std::fs::File::open(path).at("read", path)?;
+    hash::with_buffer(|buf| hash::hash_reader(f, buf))
+        .map(|(h, _)| h)
+        .at("read", path)
+}
+
+/// Whether a fresh walk reproduces a snapshot exactly: the same files, each
+/// with the same type, mode, size, mtime, ctime and inode (a symlink: its
+/// target's), none of them racy, and nothing odd to deal with. One pass over
+/// both sorted lists.
+pub fn matches_snapshot(w: &walk::Walk, s: &Snapshot) -> bool {
+    if !w.stale_temps.is_empty() || !w.bad_names.is_empty() {
+        return false;
+    }
+    let mut recorded = s.entries();
+    for e in w.files() {
+        let Some(now) = e.content_stat() else {
+            return false;
+        };
+        match recorded.next() {
+            Some(r)
+                if r.path == e.path
+                    && crate::fsutil::stat::compare(&r.stat, &now, s.taken_ns)
+                        == Compared::Identical => {}
+            _ => return false,
+        }
+    }
+    recorded.next().is_none()
+}
+
+/// The error for names a walk could not list.
+pub fn check_names(w: &walk::Walk) -> Result<()> {
+    if w.bad_names.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::BadNames(w.bad_names.clone()))
+    }
+}
+
+/// Resolves the content of every file of a walk (`None`: the root is
+/// missing).
+pub fn observe(
+    root: &Path,
+    walked: Option<walk::Walk>,
+    snapshot: Option<&Snapshot>,
+    cache: &Cache,
+    quiet: bool,
+) -> Result<Observation> {
+    let Some(w) = walked else {
+        return Ok(Observation {
+            root: Root::Missing,
+            files: Vec::new(),
+            dirs: Vec::new(),
+            stale_temps: Vec::new(),
+            corrupt: Vec::new(),
+        });
+    };
+    check_names(&w)?;
+    let root_kind = match w.entries.first() {
+        Some(e) if e.path.is_empty() => Root::NotDir,
+        _ => Root::Dir,
+    };
+    let mut dirs = Vec::new();
+    let mut files = Vec::with_capacity(w.entries.len());
+    let mut known = KnownHashes::new(snapshot, cache);
+    for e in w.entries {
+        if e.stat.kind == Kind::Dir {
+            dirs.push(e.path);
+            continue;
+        }
+        let k = known.lookup(&e);
+        files.push(Actual::new(e, k));
+    }
+    let corrupt = hash_suspects(root, &mut files, cache, quiet)?;
+    Ok(Observation {
+        root: root_kind,
+        files,
+        dirs,
+        stale_temps: w.stale_temps,
+        corrupt,
+    })
+}
+
+/// Whether an entry's content must be read to be known: a file, or a
+/// symlink into the cache whose target is there, not trusted by the stat.
+fn is_suspect(a: &Actual) -> bool {
+    a.hash.is_none()
+        && match a.stat.kind {
+            Kind::File => true,
+            Kind::Symlink => a.cache_link && a.content.is_some(),
+            _ => false,
+        }
+}
+
+/// Reads and hashes every suspect, in parallel. A file that is linked to
+/// the object the snapshot recorded for it (its symlink names it, or it is a
+/// hard link of it) but no longer hashes to it shows that object corrupt:
+/// the pairs (object, path) are returned, and such a file counts as content
+/// of the user's own, never as a cache link safe to replace.
+fn hash_suspects(
+    root: &Path,
+    files: &mut [Actual],
+    cache: &Cache,
+    quiet: bool,
+) -> Result<Vec<(Hash, String)>> {
+    let suspects: Vec<usize> = (0..files.len())
+        .filter(|&i| is_suspect(&files[i]))
+        .collect();
+    let bar = if suspects.len() > 1000 {
+        Bar::new(suspects.len() as u64, "hashing", quiet)
+    } else {
+        Bar::hidden()
+    };
+    let hashes: Vec<Result<Hash>> = suspects
+        .par_iter()
+        .map(|&i| {
+            let r = hash_file(&paths::join(root, &files[i].path));
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish();
+    let mut corrupt = Vec::new();
+    for (&i, h) in suspects.iter().zip(hashes) {
+        let h = h?;
+        let a = &mut files[i];
+        a.hash = Some(h);
+        let Some(linked) = a.recorded_hash.filter(|&r| r != h) else {
+            continue;
+        };
+        let is_link =
+            a.cache_link || (a.stat.kind == Kind::File && cache.is_hardlink_of(linked, &a.stat));
+        if is_link {
+            a.cache_link = false;
+            corrupt.push((linked, a.path.clone()));
+        }
+    }
+    Ok(corrupt)
+}
