@@ -161,14 +161,9 @@ fn checkout_relink_moves_files_to_the_configured_type_and_back() {
 }
 
 #[test]
+#[ignore = "needs BALE_TEST_XFS (an XFS mount with reflink=1), set by .ci/run"]
 fn reflinked_files_share_extents_with_the_cache_object() {
-    let Some(base) = std::env::var_os("BALE_TEST_XFS").map(PathBuf::from) else {
-        eprintln!(
-            "SKIPPED: BALE_TEST_XFS not set (a folder on an XFS mount with reflink=1); \
-             reflinked_files_share_extents_with_the_cache_object did not run"
-        );
-        return;
-    };
+    let base = common::xfs_base();
     let repo = Repo::new_in(&base);
     repo.cache_type("reflink");
     let big: Vec<u8> = (0..1_000_000u32)

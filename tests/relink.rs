@@ -9,7 +9,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{Repo, Run, assert_linked_as, extents, stamp_changes, stamps, temp_files, xfs_base};
+use common::{Repo, Run, assert_linked_as, extents, stamp_changes, stamps, temp_files};
 
 const TYPES: [&str; 3] = ["hardlink", "symlink", "copy"];
 
@@ -164,10 +164,9 @@ fn relink_between_every_pair_of_hardlink_symlink_and_copy() {
 }
 
 #[test]
+#[ignore = "needs BALE_TEST_XFS (an XFS mount with reflink=1), set by .ci/run"]
 fn relink_to_and_from_reflink() {
-    let Some(base) = xfs_base("relink_to_and_from_reflink") else {
-        return;
-    };
+    let base = common::xfs_base();
     for (from, to) in [
         ("copy", "reflink"),
         ("reflink", "hardlink"),
@@ -183,10 +182,9 @@ fn relink_to_and_from_reflink() {
 
 /// A reflink turned into a copy no longer shares its extents.
 #[test]
+#[ignore = "needs BALE_TEST_XFS (an XFS mount with reflink=1), set by .ci/run"]
 fn relink_from_reflink_to_copy_unshares_the_extents() {
-    let Some(base) = xfs_base("relink_from_reflink_to_copy_unshares_the_extents") else {
-        return;
-    };
+    let base = common::xfs_base();
     let repo = Repo::new_in(&base);
     let files = sample(&repo, "data", 3, false, false);
     let add = repo.bale(&["add", "data"]).ok();
@@ -209,10 +207,9 @@ fn relink_from_reflink_to_copy_unshares_the_extents() {
 /// The default chain on a file system with reflinks: files are reflinks,
 /// nothing to hint, nothing to relink.
 #[test]
+#[ignore = "needs BALE_TEST_XFS (an XFS mount with reflink=1), set by .ci/run"]
 fn the_default_chain_on_xfs_is_reflink_and_needs_no_relink() {
-    let Some(base) = xfs_base("the_default_chain_on_xfs_is_reflink_and_needs_no_relink") else {
-        return;
-    };
+    let base = common::xfs_base();
     let repo = Repo::new_in(&base);
     let files = sample(&repo, "data", 6, false, true);
     repo.bale(&["add", "-q", "data"]).ok();
@@ -277,10 +274,9 @@ fn second_relink(base: &Path, from: &str, to: &str) {
 /// both; and if not, the snapshot must not claim they are reflinks, so
 /// that `--relink` makes them so.
 #[test]
+#[ignore = "needs BALE_TEST_XFS (an XFS mount with reflink=1), set by .ci/run"]
 fn reflinked_duplicates_share_their_object() {
-    let Some(base) = xfs_base("reflinked_duplicates_share_their_object") else {
-        return;
-    };
+    let base = common::xfs_base();
     let repo = Repo::new_in(&base);
     repo.cache_type("reflink");
     let files = sample(&repo, "data", 3, true, false);
@@ -336,10 +332,9 @@ fn a_second_relink_to_copy_relinks_nothing() {
 }
 
 #[test]
+#[ignore = "needs BALE_TEST_XFS (an XFS mount with reflink=1), set by .ci/run"]
 fn a_second_relink_to_or_from_reflink_relinks_nothing() {
-    let Some(base) = xfs_base("a_second_relink_to_or_from_reflink_relinks_nothing") else {
-        return;
-    };
+    let base = common::xfs_base();
     second_relink(&base, "reflink", "hardlink");
     for round in 0..8 {
         let from = if round % 2 == 0 { "copy" } else { "hardlink" };
