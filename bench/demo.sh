@@ -3,13 +3,15 @@
 # temporary folder, and shows bale's main job on it step by step.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cargo build --release --quiet --manifest-path "$here/../Cargo.toml"
+echo "building bale in release mode (cargo build --release; the first build takes a minute or two)..."
+cargo build --release --manifest-path "$here/../Cargo.toml"
 export PATH="$here/../target/release:$PATH"
 demo=$(mktemp -d /tmp/bale-demo.XXXXXX)
 cd "$demo"
 
 step() { printf '\n$ %s\n' "$*"; "$@"; }
 
+echo "generating a sample dataset of 2,000 files (1-8 KiB, 20 folders) in $demo/data..."
 python3 - <<'PY'
 import os, random
 for i in range(2000):
