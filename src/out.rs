@@ -159,9 +159,10 @@ pub fn resolve(repo: &Repo, cwd: &Path, targets: &[PathBuf], inside: Inside) -> 
             let here = pointer::pointer_path(cwd);
             if here.is_file() {
                 pointers.push((here, Some(cwd.to_path_buf()), None));
-            } else if let Some((p, sub)) = enclosing_out(repo, cwd) {
-                let subpath = Some(sub).filter(|_| inside == Inside::Allow);
-                pointers.push((p.clone(), Some(p.with_extension("")), subpath));
+            } else if let Some((p, _)) = enclosing_out(repo, cwd) {
+                // Run inside an out: that whole out, as git status shows
+                // the whole tree from a subfolder.
+                pointers.push((p.clone(), Some(p.with_extension("")), None));
             }
         }
         pointers.extend(found.into_iter().map(|p| (p, None, None)));

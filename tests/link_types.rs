@@ -6,7 +6,6 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 
 use common::{Repo, extents, ino, meta, mode};
 

@@ -68,6 +68,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             r.stored.len(),
             r.link_type
         ));
+        if track::tracked_by_git(&repo, &key) {
+            super::hint(format!(
+                "git already tracks files in {key}: run `git rm -r --cached {key}` and commit, so that git keeps only {key}.bale"
+            ));
+        }
         if ctx.verbose {
             for f in &r.stored {
                 ctx.say(format!("  stored:   {}", display_path(&key, f)));

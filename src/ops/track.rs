@@ -96,6 +96,23 @@ pub fn write_pointer(abs: &Path, key: &str, r: &Recorded) -> Result<()> {
     ignore_in_git(abs, &name)
 }
 
+/// Whether git already tracks files under the out `key` (which the new
+/// `.gitignore` line does not undo). Asks `git ls-files` when the root is in
+/// a git work tree and git is installed; otherwise says no: it only decides
+/// whether a hint is printed.
+pub fn tracked_by_git(repo: &Repo, key: &str) -> bool {
+    if !repo.root.ancestors().any(|a| a.join(".git").exists()) {
+        return false;
+    }
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo.root)
+        .args(["ls-files", "-z", "--", key])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+}
+
 /// Appends `/name` to the `.gitignore` beside the out, once.
 fn ignore_in_git(out: &Path, name: &str) -> Result<()> {
     let dir = out.parent().unwrap_or(Path::new("/"));
