@@ -15,10 +15,15 @@ impl Bar {
             // Hidden by indicatif itself when stderr is not a terminal.
             ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
         };
-        if let Ok(style) =
-            ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-        {
-            bar.set_style(style.progress_chars("=> "));
+        // A whole number of files a second ("26132/s"), not a float with
+        // four decimals.
+        let rate = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", s.per_sec());
+        };
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {human_pos}/{human_len} {rate} eta {eta}",
+        ) {
+            bar.set_style(style.with_key("rate", rate).progress_chars("=> "));
         }
         bar.set_message(message.to_owned());
         Bar(bar)

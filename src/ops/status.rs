@@ -95,28 +95,15 @@ pub fn status_of(
             p == sub || (p.starts_with(sub.as_str()) && p.as_bytes().get(sub.len()) == Some(&b'/'))
         }
     };
-    let name = |p: &str| display_path(&o.key, p);
-    s.changes.added = d
-        .added
-        .iter()
-        .map(|&i| &obs.files[i].path)
-        .filter(|p| in_scope(p))
-        .map(|p| name(p))
-        .collect();
-    s.changes.modified = d
-        .modified
-        .iter()
-        .map(|&(i, _)| &obs.files[i].path)
-        .filter(|p| in_scope(p))
-        .map(|p| name(p))
-        .collect();
-    s.changes.deleted = d
-        .deleted
-        .iter()
-        .map(|&j| &expected.entries()[j].path)
-        .filter(|p| in_scope(p))
-        .map(|p| name(p))
-        .collect();
+    let names = |paths: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+        paths
+            .filter(|p| in_scope(p))
+            .map(|p| display_path(&o.key, p))
+            .collect()
+    };
+    s.changes.added = names(&mut d.added.iter().map(|&i| &obs.files[i].path));
+    s.changes.modified = names(&mut d.modified.iter().map(|&(i, _)| &obs.files[i].path));
+    s.changes.deleted = names(&mut d.deleted.iter().map(|&j| &expected.entries()[j].path));
     let clean = d.is_clean() && (o.is_dir() || obs.root == Root::NotDir);
     if clean {
         s.refresh = refreshed(o, snapshot.as_ref(), &obs);
