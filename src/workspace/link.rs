@@ -95,8 +95,8 @@ impl Linker {
     }
 
     /// Creates `dest` (which must not exist) from the cache object `hash`,
-    /// with the first type of the chain that works here. `Err(None)`: no
-    /// type of the chain works here (the last "unsupported" error).
+    /// with the first type of the chain that works here; `Exhausted` says
+    /// why nothing was made.
     pub fn materialize(
         &self,
         cache: &Cache,
