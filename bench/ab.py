@@ -37,6 +37,9 @@ for ltype in ['hardlink', 'symlink', 'copy']:
             time.sleep(0.05)
             res.setdefault((ltype, 'noop checkout', name), []).append(t([b, 'checkout', '-q'], repo))
             res.setdefault((ltype, 'status', name), []).append(t([b, 'status'], repo))
+            for victim in ("data/d00003/f0000300.bin", "data/d00150/f0015000.bin"):
+                os.remove(os.path.join(repo, victim))
+            res.setdefault((ltype, 'repair 2 deleted', name), []).append(t([b, 'checkout', '-q'], repo))
             shutil.rmtree(repo + '/data')
             res.setdefault((ltype, 'checkout after rm -rf', name), []).append(t([b, 'checkout', '-q'], repo))
             time.sleep(0.05)

@@ -131,11 +131,22 @@ impl Manifest {
 
 /// A path that is a file must not also be a folder of another path.
 fn check_no_file_is_a_folder(entries: &[ManifestEntry]) -> std::result::Result<(), String> {
-    let files: std::collections::HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    // `entries` is sorted: a folder is looked up by binary search, and only
+    // when an entry's folder differs from the one before it (files of one
+    // folder are neighbours), so no set of all paths is built.
+    let mut last_parent: Option<&str> = None;
     for e in entries {
+        let parent = e.path.rfind('/').map(|i| &e.path[..i]);
+        if parent.is_none() || parent == last_parent {
+            continue;
+        }
+        last_parent = parent;
         for (i, _) in e.path.match_indices('/') {
             let folder = &e.path[..i];
-            if files.contains(folder) {
+            if entries
+                .binary_search_by(|x| x.path.as_str().cmp(folder))
+                .is_ok()
+            {
                 return Err(format!("{folder:?} is both a file and a folder"));
             }
         }

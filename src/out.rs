@@ -57,8 +57,8 @@ pub fn find_pointers(dir: &Path) -> Result<Vec<PathBuf>> {
         })?;
         let name = entry.file_name().to_string_lossy();
         if entry.file_type().is_file()
-            && name.len() > pointer::EXTENSION.len() + 1
-            && name.ends_with(&format!(".{}", pointer::EXTENSION))
+            && name.len() > pointer::SUFFIX.len()
+            && name.ends_with(pointer::SUFFIX)
             && !crate::fsutil::temp::is_temp_name(&name)
         {
             found.push(entry.into_path());

@@ -14,6 +14,9 @@ use crate::paths;
 
 pub const EXTENSION: &str = "bale";
 
+/// The end of every pointer file's name.
+pub const SUFFIX: &str = ".bale";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutKind {

@@ -256,18 +256,20 @@ impl Cache {
         Manifest::decode(&bytes, hash)
     }
 
-    pub fn missing(&self, hash: Hash, path: &Path) -> Error {
+    /// The error for the object `hash` of `path` missing from this cache.
+    pub fn missing(&self, hash: Hash, path: impl AsRef<Path>) -> Error {
         Error::MissingObject {
             hash,
-            path: path.to_path_buf(),
+            path: path.as_ref().to_path_buf(),
             cache: self.dir.clone(),
         }
     }
 
-    pub fn corrupt(&self, hash: Hash, path: &Path) -> Error {
+    /// The error for the object `hash` of `path` found corrupt.
+    pub fn corrupt(&self, hash: Hash, path: impl AsRef<Path>) -> Error {
         Error::CorruptObject {
             hash,
-            path: path.to_path_buf(),
+            path: path.as_ref().to_path_buf(),
             cache: self.dir.clone(),
         }
     }

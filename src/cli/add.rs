@@ -44,11 +44,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
         };
         for (h, f) in &r.corrupt {
-            report(
-                &repo
-                    .cache
-                    .corrupt(*h, std::path::Path::new(&display_path(&key, f))),
-            );
+            report(&repo.cache.corrupt(*h, display_path(&key, f)));
         }
         if !r.skipped.is_empty() {
             warn(format!(
@@ -74,7 +70,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             ));
         }
         if ctx.verbose {
-            for f in &r.stored {
+            for &i in &r.stored {
+                let f = &r.manifest.entries()[i].path;
                 ctx.say(format!("  stored:   {}", display_path(&key, f)));
             }
         }

@@ -1,7 +1,7 @@
 //! `bale commit [TARGET...]`: record the current content of tracked outs,
 //! re-hashing only files whose stat changed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -63,7 +63,7 @@ fn commit_one(
         ctx.quiet,
     )?;
     for (h, f) in &r.corrupt {
-        report(&repo.cache.corrupt(*h, Path::new(&display_path(&o.key, f))));
+        report(&repo.cache.corrupt(*h, display_path(&o.key, f)));
     }
     if r.hash == o.record.hash {
         ctx.say(format!("{}: unchanged", o.key));

@@ -1,8 +1,6 @@
 //! `bale fsck`: re-hash every object in the cache and name the corrupt ones
 //! (which are set aside so that they are never served again).
 
-use std::path::Path;
-
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -37,8 +35,8 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<()> {
         match r? {
             Some(true) => bytes += repo.cache.stat(h)?.map_or(0, |s| s.size),
             Some(false) => {
-                repo.cache.set_aside(h);
-                report(&repo.cache.corrupt(h, Path::new("the cache")));
+                // `verify` has set it aside already.
+                report(&repo.cache.corrupt(h, "the cache"));
                 corrupt += 1;
             }
             None => {}

@@ -2,7 +2,7 @@
 //! (with counts), `missing` or `not-in-cache`. Read-only, and never waits
 //! for a writer; it refreshes a stale snapshot only when the lock is free.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         match status::status_of(&repo, snapshot, o, ctx.quiet) {
             Ok(mut s) => {
                 for (h, p) in &s.corrupt {
-                    report(&repo.cache.corrupt(*h, Path::new(p)));
+                    report(&repo.cache.corrupt(*h, p));
                     failed += 1;
                 }
                 if let Some(fresh) = s.refresh.take() {

@@ -70,8 +70,7 @@ pub fn plan_out(
         .iter()
         .map(|(h, p)| {
             repo.cache.set_aside(*h);
-            repo.cache
-                .corrupt(*h, std::path::Path::new(&display_path(&o.key, p)))
+            repo.cache.corrupt(*h, display_path(&o.key, p))
         })
         .collect();
     let mut plan = plan::plan(
@@ -103,18 +102,14 @@ pub fn plan_out(
         relinked = wrong.len();
         let wrong_set: HashSet<usize> = wrong.iter().map(|&(i, _)| i).collect();
         plan.kept.retain(|(i, _)| !wrong_set.contains(i));
-        plan.writes.extend(wrong.iter().map(|&(_, j)| {
-            let e = &expected.entries()[j];
-            plan::Write {
-                path: e.path.clone(),
-                hash: e.hash,
-                size: e.size,
-                executable: e.executable,
-            }
-        }));
+        plan.writes.extend(
+            wrong
+                .iter()
+                .map(|&(_, j)| plan::Write::of(&expected.entries()[j], true)),
+        );
     }
     if plan.conflicts.is_empty() {
-        check_objects(repo, &o, &obs, &plan)?;
+        check_objects(repo, &o, &plan)?;
     }
     Ok(Planned::Work(Box::new(Work {
         out: o,
@@ -131,14 +126,10 @@ pub fn plan_out(
 /// needs is missing: then nothing of the out changes. A plan that only
 /// creates files (into an emptied out) goes ahead, each missing file
 /// reported by itself.
-fn check_objects(repo: &Repo, o: &Out, obs: &Observation, plan: &plan::CheckoutPlan) -> Result<()> {
-    let present: HashSet<&str> = obs.files.iter().map(|a| a.path.as_str()).collect();
+fn check_objects(repo: &Repo, o: &Out, plan: &plan::CheckoutPlan) -> Result<()> {
     let destructive = !plan.deletes.is_empty()
         || !plan.remove_dirs.is_empty()
-        || plan
-            .writes
-            .iter()
-            .any(|w| present.contains(w.path.as_str()));
+        || plan.writes.iter().any(|w| w.replaces);
     if !destructive {
         return Ok(());
     }
@@ -176,11 +167,10 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar) -> Applied {
         linker,
         bar,
     );
-    let present: HashSet<&str> = w.obs.files.iter().map(|a| a.path.as_str()).collect();
     let name = |p: &String| display_path(&w.out.key, p);
     let mut changes = Changes::default();
     for p in &outcome.placed {
-        if present.contains(p.write.path.as_str()) {
+        if p.write.replaces {
             changes.modified.push(name(&p.write.path));
         } else {
             changes.added.push(name(&p.write.path));

@@ -36,7 +36,7 @@ pub fn check_new_out(repo: &Repo, abs: &Path, given: &Path) -> Result<String> {
             reason: "it is part of bale's or git's own folder",
         });
     }
-    if name.ends_with(&format!(".{}", pointer::EXTENSION)) {
+    if name.ends_with(pointer::SUFFIX) {
         return Err(Error::Reserved {
             path: given.to_path_buf(),
             reason: "it is a pointer file, which git tracks",

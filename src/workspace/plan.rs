@@ -78,6 +78,21 @@ pub struct Write {
     pub hash: Hash,
     pub size: u64,
     pub executable: bool,
+    /// A workspace file stands at `path` now: writing replaces it.
+    pub replaces: bool,
+}
+
+impl Write {
+    /// The write that makes `e`'s file.
+    pub fn of(e: &ManifestEntry, replaces: bool) -> Write {
+        Write {
+            path: e.path.clone(),
+            hash: e.hash,
+            size: e.size,
+            executable: e.executable,
+            replaces,
+        }
+    }
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -132,12 +147,6 @@ pub fn plan(
         ..Default::default()
     };
     let safe = |a: &Actual| force || a.cache_link || a.hash.is_some_and(&in_cache);
-    let write = |e: &ManifestEntry| Write {
-        path: e.path.clone(),
-        hash: e.hash,
-        size: e.size,
-        executable: e.executable,
-    };
     for &i in &d.added {
         let a = &actual[i];
         if safe(a) {
@@ -149,13 +158,13 @@ pub fn plan(
     for &(i, j) in &d.modified {
         let a = &actual[i];
         if safe(a) {
-            p.writes.push(write(&expected[j]));
+            p.writes.push(Write::of(&expected[j], true));
         } else {
             p.conflicts.push(a.path.clone());
         }
     }
     for &j in &d.deleted {
-        p.writes.push(write(&expected[j]));
+        p.writes.push(Write::of(&expected[j], false));
     }
     p.conflicts.sort_unstable();
 

@@ -38,8 +38,9 @@ pub struct Recorded {
     pub executable: bool,
     pub manifest: Manifest,
     pub snapshot_entries: SnapshotEntries,
-    /// Files read and stored this time (paths relative to the out).
-    pub stored: Vec<String>,
+    /// Files read and stored this time, as indices into the manifest's
+    /// entries (its paths are not copied again).
+    pub stored: Vec<usize>,
     /// Symlinks left out (with `skip_symlinks`).
     pub skipped: Vec<String>,
     /// Cache objects found corrupt, set aside: (hash, path of the file).
@@ -102,18 +103,18 @@ pub fn record(
     let (mut special, mut foreign, mut dangling) = (Vec::new(), Vec::new(), Vec::new());
     let mut pointer_like = Vec::new();
     let mut known = KnownHashes::new(old, cache);
+    let abs = |rel: &str| crate::paths::join(root, rel);
     for e in w.entries {
-        let abs = crate::paths::join(root, &e.path);
         match e.stat.kind {
             Kind::Dir => continue,
             Kind::Other => {
-                special.push(abs);
+                special.push(abs(&e.path));
                 continue;
             }
             Kind::Symlink | Kind::File => {}
         }
-        if e.stat.kind == Kind::File && e.path.ends_with(&format!(".{}", pointer::EXTENSION)) {
-            pointer_like.push(abs.clone());
+        if e.stat.kind == Kind::File && e.path.ends_with(pointer::SUFFIX) {
+            pointer_like.push(abs(&e.path));
         }
         let mut k = known.lookup(&e);
         if e.stat.kind == Kind::Symlink && !k.cache_link {
@@ -121,7 +122,7 @@ pub fn record(
             continue;
         }
         if k.cache_link && e.target_stat.is_none() {
-            dangling.push(abs);
+            dangling.push(abs(&e.path));
             continue;
         }
         // A remembered hash counts only if the object is still there.
@@ -165,10 +166,10 @@ pub fn record(
     let mut stored = Vec::new();
     let mut corrupt = Vec::new();
     let mut size = 0u64;
-    for (a, r) in files.iter().zip(results) {
+    for (i, (a, r)) in files.iter().zip(results).enumerate() {
         let s = r?;
         if a.hash.is_none() {
-            stored.push(a.path.clone());
+            stored.push(i);
         }
         if let Some(h) = s.corrupt {
             corrupt.push((h, a.path.clone()));
@@ -314,6 +315,7 @@ fn store_and_link(
             hash,
             size,
             executable,
+            replaces: true,
         };
         apply::place(cache, linker, &w, abs).map(|(stat, t)| Stored {
             stat,
