@@ -86,6 +86,17 @@ fn append(repo: &Repo, rel: &str, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+/// `data` with two files, added with link type `t`, its stats settled.
+fn linked_sample(t: &str) -> Repo {
+    let repo = Repo::new();
+    repo.cache_type(t);
+    repo.write("data/f", "original content\n");
+    repo.write("data/g", "other content\n");
+    repo.bale(&["add", "-q", "data"]).ok();
+    repo.settle();
+    repo
+}
+
 fn running_as_root(test: &str) -> bool {
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: {test} edits a read-only cache object in place, which needs root");
@@ -420,12 +431,7 @@ fn appending_to_a_hardlinked_file_makes_status_name_the_corrupt_object_and_fsck(
     ) {
         return;
     }
-    let repo = Repo::new();
-    repo.cache_type("hardlink");
-    repo.write("data/f", "original content\n");
-    repo.write("data/g", "other content\n");
-    repo.bale(&["add", "-q", "data"]).ok();
-    repo.settle();
+    let repo = linked_sample("hardlink");
     append(&repo, "data/f", "appended in place\n");
 
     let st = repo.bale(&["status"]);
@@ -449,12 +455,7 @@ fn commit_after_appending_to_a_hardlinked_file_records_it_and_drops_the_corrupt_
     ) {
         return;
     }
-    let repo = Repo::new();
-    repo.cache_type("hardlink");
-    repo.write("data/f", "original content\n");
-    repo.write("data/g", "other content\n");
-    repo.bale(&["add", "-q", "data"]).ok();
-    repo.settle();
+    let repo = linked_sample("hardlink");
     let old = repo.pointer_hash("data.bale");
     append(&repo, "data/f", "appended in place\n");
     let new_content = b"original content\nappended in place\n";
@@ -506,12 +507,7 @@ fn writing_through_a_cache_symlink_is_reported_and_committed() {
     if !running_as_root("writing_through_a_cache_symlink_is_reported_and_committed") {
         return;
     }
-    let repo = Repo::new();
-    repo.cache_type("symlink");
-    repo.write("data/f", "original content\n");
-    repo.write("data/g", "other content\n");
-    repo.bale(&["add", "-q", "data"]).ok();
-    repo.settle();
+    let repo = linked_sample("symlink");
     let old = repo.pointer_hash("data.bale");
     append(&repo, "data/f", "appended in place\n");
     let new_content = b"original content\nappended in place\n";
