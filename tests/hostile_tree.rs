@@ -97,6 +97,41 @@ fn linked_sample(t: &str) -> Repo {
     repo
 }
 
+/// After `data/f` ("original content") was appended to in place: status
+/// does not say unchanged, names the old object and points to fsck.
+fn assert_status_names_the_corrupt_object(repo: &Repo) {
+    let st = repo.bale(&["status"]);
+    assert_not_unchanged(&st, "data");
+    let text = all_output(&st);
+    assert!(
+        text.contains(&hash_hex(b"original content\n")),
+        "status must name the object whose content changed:\n{st}"
+    );
+    assert!(
+        text.contains("bale fsck"),
+        "status must point to `bale fsck`:\n{st}"
+    );
+}
+
+/// The same, then commit: it names the corrupt object and records the
+/// new content of f (`old` was the pointer's hash before).
+fn assert_commit_records_the_edit(repo: &Repo, old: &str, new_content: &[u8]) {
+    let commit = repo.bale(&["commit"]);
+    assert!(matches!(commit.code, Some(0 | 1)), "{commit}");
+    assert_stderr_has(&commit, &hash_hex(b"original content\n"));
+    assert_stderr_has(&commit, "corrupt");
+    assert_ne!(
+        repo.pointer_hash("data.bale"),
+        old,
+        "commit missed the edit"
+    );
+    assert!(
+        manifest_of(repo, "data.bale").contains(&format!("{} ", hash_hex(new_content))),
+        "the manifest must list the new content of f:\n{}",
+        manifest_of(repo, "data.bale")
+    );
+}
+
 fn running_as_root(test: &str) -> bool {
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: {test} edits a read-only cache object in place, which needs root");
@@ -434,17 +469,7 @@ fn appending_to_a_hardlinked_file_makes_status_name_the_corrupt_object_and_fsck(
     let repo = linked_sample("hardlink");
     append(&repo, "data/f", "appended in place\n");
 
-    let st = repo.bale(&["status"]);
-    assert_not_unchanged(&st, "data");
-    let text = all_output(&st);
-    assert!(
-        text.contains(&hash_hex(b"original content\n")),
-        "status must name the object whose content changed:\n{st}"
-    );
-    assert!(
-        text.contains("bale fsck"),
-        "status must point to `bale fsck`:\n{st}"
-    );
+    assert_status_names_the_corrupt_object(&repo);
 }
 
 // issue 7, defect 9
@@ -460,20 +485,7 @@ fn commit_after_appending_to_a_hardlinked_file_records_it_and_drops_the_corrupt_
     append(&repo, "data/f", "appended in place\n");
     let new_content = b"original content\nappended in place\n";
 
-    let commit = repo.bale(&["commit"]);
-    assert!(matches!(commit.code, Some(0 | 1)), "{commit}");
-    assert_stderr_has(&commit, &hash_hex(b"original content\n"));
-    assert_stderr_has(&commit, "corrupt");
-    assert_ne!(
-        repo.pointer_hash("data.bale"),
-        old,
-        "commit missed the edit"
-    );
-    assert!(
-        manifest_of(&repo, "data.bale").contains(&format!("{} ", hash_hex(new_content))),
-        "the manifest must list the new content of f:\n{}",
-        manifest_of(&repo, "data.bale")
-    );
+    assert_commit_records_the_edit(&repo, &old, new_content);
     assert_eq!(fs::read(repo.object_for(new_content)).unwrap(), new_content);
     assert_cache_sound(&repo);
     repo.bale(&["fsck"]).ok();
@@ -512,32 +524,9 @@ fn writing_through_a_cache_symlink_is_reported_and_committed() {
     append(&repo, "data/f", "appended in place\n");
     let new_content = b"original content\nappended in place\n";
 
-    let st = repo.bale(&["status"]);
-    assert_not_unchanged(&st, "data");
-    let text = all_output(&st);
-    assert!(
-        text.contains(&hash_hex(b"original content\n")),
-        "status must name the object whose content changed:\n{st}"
-    );
-    assert!(
-        text.contains("bale fsck"),
-        "status must point to `bale fsck`:\n{st}"
-    );
+    assert_status_names_the_corrupt_object(&repo);
 
-    let commit = repo.bale(&["commit"]);
-    assert!(matches!(commit.code, Some(0 | 1)), "{commit}");
-    assert_stderr_has(&commit, &hash_hex(b"original content\n"));
-    assert_stderr_has(&commit, "corrupt");
-    assert_ne!(
-        repo.pointer_hash("data.bale"),
-        old,
-        "commit missed the edit"
-    );
-    assert!(
-        manifest_of(&repo, "data.bale").contains(&format!("{} ", hash_hex(new_content))),
-        "the manifest must list the new content of f:\n{}",
-        manifest_of(&repo, "data.bale")
-    );
+    assert_commit_records_the_edit(&repo, &old, new_content);
     assert_eq!(repo.read("data/f"), new_content);
     assert_cache_sound(&repo);
 }
