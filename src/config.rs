@@ -16,7 +16,20 @@ use crate::fsutil::{LinkType, write_atomic};
 pub const DEFAULT_CACHE_TYPE: &str = "reflink,copy";
 
 /// The key patterns bale knows (a `*` segment matches any one name).
-pub const KEYS: [&str; 2] = ["cache.type", "cache.dir"];
+pub const KEYS: [&str; 5] = [
+    "cache.type",
+    "cache.dir",
+    "pack.threshold",
+    "import.batch_entries",
+    "import.batch_bytes",
+];
+
+/// Objects smaller than this may be packed (`pack.threshold`).
+pub const DEFAULT_PACK_THRESHOLD: u64 = 1 << 20;
+/// An import batch holds at most this many entries (`import.batch_entries`)
+/// and this many bytes (`import.batch_bytes`).
+pub const DEFAULT_BATCH_ENTRIES: u64 = 10_000;
+pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
 
 /// Whether `key` is one bale knows.
 pub fn is_known(key: &str) -> bool {
@@ -36,6 +49,9 @@ pub struct Settings {
     pub cache_types: Vec<LinkType>,
     /// As written; a relative path is relative to the repository root.
     pub cache_dir: Option<String>,
+    pub pack_threshold: u64,
+    pub batch_entries: u64,
+    pub batch_bytes: u64,
 }
 
 pub struct ConfigFiles {
@@ -103,9 +119,22 @@ impl ConfigFiles {
                 value: types.clone(),
                 reason,
             })?;
+        let size = |key: &str, default: u64| -> Result<u64> {
+            match self.get(key)? {
+                None => Ok(default),
+                Some(v) => parse_size(&v).map_err(|reason| Error::InvalidConfigValue {
+                    key: key.into(),
+                    value: v.clone(),
+                    reason,
+                }),
+            }
+        };
         Ok(Settings {
             cache_types,
             cache_dir: self.get("cache.dir")?,
+            pack_threshold: size("pack.threshold", DEFAULT_PACK_THRESHOLD)?,
+            batch_entries: size("import.batch_entries", DEFAULT_BATCH_ENTRIES)?.max(1),
+            batch_bytes: size("import.batch_bytes", DEFAULT_BATCH_BYTES)?.max(1),
         })
     }
 }
@@ -187,8 +216,31 @@ fn check_value(key: &str, value: &str) -> Result<()> {
     match key {
         "cache.type" => LinkType::parse_list(value).map(|_| ()).map_err(invalid),
         "cache.dir" if value.trim().is_empty() => Err(invalid("the path is empty".into())),
+        "pack.threshold" | "import.batch_entries" | "import.batch_bytes" => {
+            parse_size(value).map(|_| ()).map_err(invalid)
+        }
         _ => Ok(()),
     }
+}
+
+/// A count or a size in bytes: digits, optionally followed by `k`, `M` or
+/// `G` (powers of 1024; `KiB`, `MB` and the like are read the same way).
+pub fn parse_size(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let digits = v.len() - v.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = v.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err("expected a number, optionally with k, M or G (e.g. 1M)".into()),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "expected a number, optionally with k, M or G (e.g. 1M)".to_string())?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| "the number is too large".into())
 }
 
 fn read_mapping(path: &Path) -> Result<Mapping> {

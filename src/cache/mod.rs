@@ -5,7 +5,9 @@
 //!
 //! Loose objects are `<cache>/<2 hex>/<30 hex>`, written once through a temp
 //! file in `<cache>/tmp/`, hashed on the way in, made read-only, and never
-//! modified. An object whose content no longer matches its name (someone
+//! modified. Small objects may instead be packed (`pack.rs`); every method
+//! here serves both, loose first. A hard link or symlink needs a loose file,
+//! so a packed object is unpacked to loose when one is asked for. An object whose content no longer matches its name (someone
 //! wrote through a hard link as root) is moved to `<cache>/corrupt/` when it
 //! is found, so that it is never served again.
 
@@ -19,6 +21,8 @@ use crate::fsutil::{self, FileStat, LinkType, link_type::private_mode, stat::Com
 use crate::hash::{self, Hash};
 use crate::manifest::Manifest;
 
+pub mod pack;
+
 /// Mode of every cache object: read-only for everyone.
 pub const OBJECT_MODE: u32 = 0o444;
 
@@ -26,6 +30,7 @@ pub const OBJECT_MODE: u32 = 0o444;
 pub struct Cache {
     dir: PathBuf,
     tmp: PathBuf,
+    packs: pack::Packs,
 }
 
 /// How `store_file` copies a file into the cache.
@@ -36,6 +41,12 @@ pub enum StoreMode {
     Reflink,
     /// Read once, hashing and writing the copy on the way.
     Copy,
+}
+
+/// Why reading an object failed.
+enum ReadError {
+    Corrupt,
+    Io(Error),
 }
 
 /// Why making a workspace file from an object failed.
@@ -67,7 +78,8 @@ pub enum Adopted {
 impl Cache {
     pub fn new(dir: PathBuf) -> Cache {
         let tmp = dir.join("tmp");
-        Cache { dir, tmp }
+        let packs = pack::Packs::new(&dir);
+        Cache { dir, tmp, packs }
     }
 
     pub fn dir(&self) -> &Path {
@@ -101,18 +113,71 @@ impl Cache {
         format!("{a}{b}").parse().ok()
     }
 
+    pub fn packs(&self) -> &pack::Packs {
+        &self.packs
+    }
+
+    /// Whether the object is in the cache, loose or packed. (A pack index
+    /// that cannot be read counts as not holding it; reading the object
+    /// then reports why.)
     pub fn contains(&self, hash: Hash) -> bool {
+        self.loose_path(hash).is_file() || self.packs.locate(hash).is_ok_and(|l| l.is_some())
+    }
+
+    /// Whether the object is a loose file (not only packed).
+    pub fn is_loose(&self, hash: Hash) -> bool {
         self.loose_path(hash).is_file()
     }
 
-    /// The stat of the object `hash`, `None` when it is not in the cache.
-    pub fn stat(&self, hash: Hash) -> Result<Option<FileStat>> {
+    /// The size of the object `hash`, `None` when it is not in the cache.
+    pub fn size(&self, hash: Hash) -> Result<Option<u64>> {
         let path = self.loose_path(hash);
         match fs::metadata(&path) {
-            Ok(m) => Ok(Some(FileStat::from_metadata(&m))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Ok(self.packs.locate(hash)?.map(|l| l.size))
+            }
             Err(e) => Err(Error::io("read", path, e)),
         }
+    }
+
+    /// The content of the object `hash`, checked against its name: `Ok(None)`
+    /// when it is not in the cache; `LinkError::Corrupt` when it does not
+    /// match (it is then set aside).
+    fn read_bytes(&self, hash: Hash) -> Result<Option<Vec<u8>>, ReadError> {
+        let path = self.loose_path(hash);
+        match fs::read(&path) {
+            Ok(b) if Hash::of_bytes(&b) == hash => return Ok(Some(b)),
+            Ok(_) => {
+                self.set_aside(hash);
+                if !matches!(self.packs.locate(hash), Ok(Some(_))) {
+                    return Err(ReadError::Corrupt);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ReadError::Io(Error::io("read", path, e))),
+        }
+        match self.packs.read(hash).map_err(ReadError::Io)? {
+            pack::Found::Bytes(b) => Ok(Some(b)),
+            pack::Found::Missing => Ok(None),
+            pack::Found::Corrupt => Err(ReadError::Corrupt),
+        }
+    }
+
+    /// Makes a loose copy of a packed object (for a hard link or symlink);
+    /// a loose object already there is kept.
+    fn unpack(&self, hash: Hash) -> Result<(), LinkError> {
+        let bytes = match self.packs.read(hash) {
+            Ok(pack::Found::Bytes(b)) => b,
+            Ok(pack::Found::Missing) => return Err(LinkError::Missing),
+            Ok(pack::Found::Corrupt) => return Err(LinkError::Corrupt),
+            Err(e) => return Err(LinkError::Io(io::Error::other(e.to_string()))),
+        };
+        let io_err = |e: Error| LinkError::Io(io::Error::other(e.to_string()));
+        let mut tmp = self.create_temp().map_err(io_err)?;
+        tmp.write_all(&bytes).map_err(LinkError::Io)?;
+        self.publish(tmp, hash).map_err(io_err)?;
+        Ok(())
     }
 
     /// Whether the file stat'ed as `file` is a hard link of the object.
@@ -241,19 +306,12 @@ impl Cache {
 
     /// Reads and checks the manifest object `hash` of the out at `out`.
     pub fn read_manifest(&self, hash: Hash, out: &Path) -> Result<Manifest> {
-        let path = self.loose_path(hash);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(self.missing(hash, out));
-            }
-            Err(e) => return Err(Error::io("read", &path, e)),
-        };
-        if Hash::of_bytes(&bytes) != hash {
-            self.set_aside(hash);
-            return Err(self.corrupt(hash, out));
+        match self.read_bytes(hash) {
+            Ok(Some(bytes)) => Manifest::decode(&bytes, hash),
+            Ok(None) => Err(self.missing(hash, out)),
+            Err(ReadError::Corrupt) => Err(self.corrupt(hash, out)),
+            Err(ReadError::Io(e)) => Err(e),
         }
-        Manifest::decode(&bytes, hash)
     }
 
     /// The error for the object `hash` of `path` missing from this cache.
@@ -280,6 +338,42 @@ impl Cache {
     /// size. A hard link or reflink shares the object's blocks and is checked
     /// by its size once placed.
     pub fn link(
+        &self,
+        t: LinkType,
+        hash: Hash,
+        size: u64,
+        dest: &Path,
+        executable: bool,
+    ) -> Result<(), LinkError> {
+        match self.link_loose(t, hash, size, dest, executable) {
+            Err(LinkError::Missing) => {}
+            other => return other,
+        }
+        match t {
+            LinkType::Hardlink | LinkType::Symlink => {
+                self.unpack(hash)?;
+                self.link_loose(t, hash, size, dest, executable)
+            }
+            // A packed record shares no blocks with a file: a reflink of it
+            // is a copy, private and writable as a reflink is.
+            LinkType::Copy | LinkType::Reflink => {
+                let bytes = match self.packs.read(hash) {
+                    Ok(pack::Found::Bytes(b)) => b,
+                    Ok(pack::Found::Missing) => return Err(LinkError::Missing),
+                    Ok(pack::Found::Corrupt) => return Err(LinkError::Corrupt),
+                    Err(e) => return Err(LinkError::Io(io::Error::other(e.to_string()))),
+                };
+                if bytes.len() as u64 != size {
+                    return Err(LinkError::Corrupt);
+                }
+                let mut out = create_private(dest, executable).map_err(LinkError::Io)?;
+                out.write_all(&bytes).map_err(LinkError::Io)
+            }
+        }
+    }
+
+    /// `link` from the loose object; `LinkError::Missing` when there is none.
+    fn link_loose(
         &self,
         t: LinkType,
         hash: Hash,
@@ -324,35 +418,56 @@ impl Cache {
         }
     }
 
-    /// Re-hashes the object `hash`: `None` when it is not in the cache,
-    /// `Some(false)` when its content no longer matches its name (it is then
-    /// moved aside).
+    /// Re-hashes the object `hash`, loose and packed: `None` when it is not
+    /// in the cache, `Some(false)` when a copy of it no longer matches its
+    /// name (a loose one is then moved aside, a packed one dropped).
     pub fn verify(&self, hash: Hash) -> Result<Option<bool>> {
         let path = self.loose_path(hash);
-        let f = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        let loose = match File::open(&path) {
+            Ok(f) => {
+                let (got, _) =
+                    hash::with_buffer(|buf| hash::hash_reader(&f, buf)).at("read", &path)?;
+                if got != hash {
+                    self.set_aside(hash);
+                }
+                Some(got == hash)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("read", path, e)),
         };
-        let (got, _) = hash::with_buffer(|buf| hash::hash_reader(&f, buf)).at("read", &path)?;
-        if got != hash {
-            self.set_aside(hash);
-            return Ok(Some(false));
-        }
-        Ok(Some(true))
+        let packed = match self.packs.read(hash)? {
+            pack::Found::Bytes(_) => Some(true),
+            pack::Found::Missing => None,
+            pack::Found::Corrupt => Some(false),
+        };
+        Ok(match (loose, packed) {
+            (None, None) => None,
+            (Some(a), Some(b)) => Some(a && b),
+            (Some(a), None) | (None, Some(a)) => Some(a),
+        })
     }
 
-    /// Moves a corrupt object out of its name into `<cache>/corrupt/`, so
-    /// that it is never served again (and can still be looked at). Best
-    /// effort: the caller reports the corruption either way.
+    /// Moves a corrupt loose object out of its name into `<cache>/corrupt/`,
+    /// so that it is never served again (and can still be looked at). Best
+    /// effort: the caller reports the corruption either way. (A packed copy
+    /// is checked, and dropped when corrupt, whenever it is read.)
     pub fn set_aside(&self, hash: Hash) {
         let corrupt = self.dir.join("corrupt");
         let _ = fs::create_dir_all(&corrupt);
         let _ = fs::rename(self.loose_path(hash), corrupt.join(hash.to_string()));
     }
 
-    /// Every object in the cache.
+    /// Every object in the cache, loose or packed, sorted.
     pub fn list(&self) -> Result<Vec<Hash>> {
+        let mut out = self.list_loose()?;
+        out.extend(self.packs.list()?.into_iter().map(|(h, _)| h));
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Every loose object.
+    pub fn list_loose(&self) -> Result<Vec<Hash>> {
         let mut out = Vec::new();
         let top = match fs::read_dir(&self.dir) {
             Ok(r) => r,
@@ -376,14 +491,71 @@ impl Cache {
         Ok(out)
     }
 
-    /// Deletes the object `hash`; returns the bytes it held.
-    pub fn remove(&self, hash: Hash) -> Result<u64> {
+    /// Deletes the loose object `hash`; returns the bytes it held.
+    pub fn remove_loose(&self, hash: Hash) -> Result<u64> {
         let path = self.loose_path(hash);
         let size = fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
         match fs::remove_file(&path) {
             Ok(()) => Ok(size),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(Error::io("delete", path, e)),
+        }
+    }
+
+    /// Deletes the objects: loose files at once, packed ones from the index
+    /// under the cache lock (waiting up to `wait`), after which packs left
+    /// mostly dead are rewritten. Returns the bytes the objects held and
+    /// the number of packs rewritten.
+    pub fn remove(&self, hashes: &[Hash], wait: std::time::Duration) -> Result<(u64, usize)> {
+        let mut bytes = 0;
+        let mut packed = Vec::new();
+        for &h in hashes {
+            bytes += self.remove_loose(h)?;
+            if let Some(l) = self.packs.locate(h)? {
+                bytes += l.size;
+                packed.push(h);
+            }
+        }
+        if !self.packs.dir().join("index.db").exists() {
+            return Ok((bytes, 0));
+        }
+        let mut w = pack::PackWriter::open(&self.packs, wait)?;
+        w.forget(&packed)?;
+        let (rewritten, _) = w.rewrite_sparse()?;
+        Ok((bytes, rewritten))
+    }
+
+    /// The stat of the loose object `hash` (`bale pack` asks whether a
+    /// workspace hard link uses it).
+    pub fn loose_stat(&self, hash: Hash) -> Option<FileStat> {
+        fs::metadata(self.loose_path(hash))
+            .ok()
+            .map(|m| FileStat::from_metadata(&m))
+    }
+
+    /// Reads the loose object `hash`, checked against its name; `None`
+    /// when it is missing or corrupt (then set aside).
+    pub fn read_loose(&self, hash: Hash) -> Result<Option<Vec<u8>>> {
+        let path = self.loose_path(hash);
+        match fs::read(&path) {
+            Ok(b) if Hash::of_bytes(&b) == hash => Ok(Some(b)),
+            Ok(_) => {
+                self.set_aside(hash);
+                Ok(None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    /// Removes the object folders (`<2 hex>/`) left empty, best effort.
+    pub fn remove_empty_folders(&self) {
+        if let Ok(r) = fs::read_dir(&self.dir) {
+            for e in r.flatten() {
+                if e.file_name().len() == 2 && e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = fs::remove_dir(e.path());
+                }
+            }
         }
     }
 

@@ -1,5 +1,6 @@
-//! `bale fsck`: re-hash every object in the cache and name the corrupt ones
-//! (which are set aside so that they are never served again).
+//! `bale fsck [--rebuild-index]`: re-hash every object in the cache, loose
+//! and packed, and name the corrupt ones (which are set aside or dropped so
+//! that they are never served again).
 
 use rayon::prelude::*;
 
@@ -10,10 +11,22 @@ use crate::progress::Bar;
 use super::{Ctx, human_size, plural, report};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// First rebuild the pack index from the packs alone
+    #[arg(long)]
+    pub rebuild_index: bool,
+}
 
-pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let repo = ctx.open(true)?;
+    if args.rebuild_index {
+        let (objects, packs) = repo.cache.packs().rebuild_index(ctx.wait)?;
+        ctx.say(format!(
+            "rebuilt the pack index: {} in {}",
+            plural(objects, "object"),
+            plural(packs, "pack")
+        ));
+    }
     let objects = repo.cache.list()?;
     let bar = Bar::new(
         objects.len() as u64,
@@ -33,7 +46,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<()> {
     let mut bytes = 0;
     for (h, r) in results {
         match r? {
-            Some(true) => bytes += repo.cache.stat(h)?.map_or(0, |s| s.size),
+            Some(true) => bytes += repo.cache.size(h)?.unwrap_or(0),
             Some(false) => {
                 // `verify` has set it aside already.
                 report(&repo.cache.corrupt(h, "the cache"));

@@ -23,29 +23,35 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         return Err(Error::SharedCache(repo.cache.dir().to_path_buf()).into());
     }
     let keep = referenced(&repo)?;
-    let mut count = 0usize;
-    let mut bytes = 0u64;
-    for hash in repo.cache.list()? {
-        if keep.contains(&hash) {
-            continue;
-        }
-        if args.dry_run {
-            bytes += repo.cache.stat(hash)?.map_or(0, |s| s.size);
+    let doomed: Vec<_> = repo
+        .cache
+        .list()?
+        .into_iter()
+        .filter(|h| !keep.contains(h))
+        .collect();
+    if ctx.verbose {
+        let verb = if args.dry_run {
+            "would remove"
         } else {
-            bytes += repo.cache.remove(hash)?;
+            "removed"
+        };
+        for hash in &doomed {
+            ctx.say(format!("  {verb} {hash}"));
         }
-        if ctx.verbose {
-            ctx.say(format!(
-                "  {} {hash}",
-                if args.dry_run {
-                    "would remove"
-                } else {
-                    "removed"
-                }
-            ));
-        }
-        count += 1;
     }
+    let mut rewritten = 0;
+    let bytes = if args.dry_run {
+        let mut bytes = 0;
+        for &h in &doomed {
+            bytes += repo.cache.size(h)?.unwrap_or(0);
+        }
+        bytes
+    } else {
+        let (bytes, packs) = repo.cache.remove(&doomed, ctx.wait)?;
+        rewritten = packs;
+        bytes
+    };
+    let count = doomed.len();
     // No other writer runs while we hold the lock: temp files are leftovers.
     if !args.dry_run {
         repo.cache.remove_temp_files();
@@ -61,5 +67,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         human_size(bytes),
         keep.len()
     ));
+    if rewritten > 0 {
+        ctx.say(format!(
+            "rewrote {}, mostly dead",
+            plural(rewritten, "pack")
+        ));
+    }
     Ok(())
 }

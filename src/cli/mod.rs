@@ -9,6 +9,7 @@ mod fsck;
 mod gc;
 mod init;
 mod meta;
+mod pack;
 mod status;
 mod unprotect;
 
@@ -69,6 +70,8 @@ pub enum Command {
     Gc(gc::Args),
     /// Re-hash every cache object and name the corrupt ones
     Fsck(fsck::Args),
+    /// Move small loose cache objects into packs
+    Pack(pack::Args),
     /// Print a shell completion script
     Completions(meta::CompletionsArgs),
     /// Print the man page (roff)
@@ -206,6 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unprotect(a) => unprotect::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Fsck(a) => fsck::run(&ctx, a),
+        Command::Pack(a) => pack::run(&ctx, a),
         Command::Completions(a) => meta::completions(&ctx, a),
         Command::Man => meta::man(&ctx),
     };

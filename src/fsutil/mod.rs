@@ -4,6 +4,7 @@
 //! nothing here knows of caches, outs or workspaces.
 
 pub mod link_type;
+pub mod lock;
 pub mod stat;
 pub mod temp;
 

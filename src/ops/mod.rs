@@ -3,6 +3,7 @@
 
 pub mod checkout;
 pub mod gc;
+pub mod pack;
 pub mod status;
 pub mod track;
 

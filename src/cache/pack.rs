@@ -1,0 +1,1180 @@
+//! Packs: small objects appended as self-describing records to a few large
+//! files, `<cache>/packs/<id>.pack`, with one SQLite index,
+//! `<cache>/packs/index.db`, that says where each object's record is. The
+//! index only caches what the packs hold: it can be rebuilt from them.
+//!
+//! Layout (all integers little-endian; docs/formats.md has the table):
+//! a pack starts with the 16-byte header `BALEPACK`, u32 version 1, u32 0;
+//! then records, each:
+//!
+//! ```text
+//! 0   4  magic "BREC"
+//! 4   1  codec: 0 raw, 1 zstd
+//! 5   3  zero
+//! 8  16  xxh3-128 of the raw content, big-endian (the object's name)
+//! 24  8  raw length
+//! 32  8  stored length (of the payload)
+//! 40  .  payload
+//! ..  8  xxh3-64 of the 40 header bytes and the payload
+//! ```
+//!
+//! Writing (one writer per cache, under `<cache>/lock`): a batch of records
+//! is appended, the pack is `fdatasync`ed (and its folder `fsync`ed when the
+//! pack is new), then the batch's index rows and each pack's committed
+//! length are written in one transaction. An object is in the cache once
+//! its row is committed. Bytes beyond a pack's committed length are a torn
+//! or abandoned batch: the next writer cuts them off before it appends.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::lock::{self, Access};
+use crate::hash::Hash;
+
+pub const PACK_HEADER: [u8; 16] = *b"BALEPACK\x01\0\0\0\0\0\0\0";
+const RECORD_MAGIC: [u8; 4] = *b"BREC";
+pub const RECORD_HEADER: usize = 40;
+pub const RECORD_TRAILER: usize = 8;
+/// A pack is closed to new records once it holds this many bytes.
+pub const MAX_PACK_BYTES: u64 = 256 << 20;
+/// Records are compressed only from this size on, and kept compressed only
+/// when that saves at least an eighth of the bytes.
+const COMPRESS_MIN: usize = 256;
+const ZSTD_LEVEL: i32 = 1;
+/// Appended bytes are written in pieces of about this size.
+const WRITE_BUFFER: usize = 1 << 20;
+
+const CODEC_RAW: u8 = 0;
+const CODEC_ZSTD: u8 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS packs (
+    id        INTEGER PRIMARY KEY,
+    committed INTEGER NOT NULL   -- bytes of the pack that hold committed records
+);
+CREATE TABLE IF NOT EXISTS objects (
+    hash   BLOB PRIMARY KEY,     -- 16 bytes, big-endian xxh3-128
+    pack   INTEGER NOT NULL,
+    offset INTEGER NOT NULL,     -- of the record's header
+    stored INTEGER NOT NULL,     -- payload length
+    size   INTEGER NOT NULL,     -- raw length
+    codec  INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+const SCHEMA_VERSION: i64 = 1;
+
+/// Where an object's record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub pack: u32,
+    pub offset: u64,
+    pub stored: u64,
+    pub size: u64,
+    pub codec: u8,
+}
+
+impl Location {
+    /// The record's whole length in its pack.
+    pub fn record_len(&self) -> u64 {
+        RECORD_HEADER as u64 + self.stored + RECORD_TRAILER as u64
+    }
+}
+
+/// What reading a packed object found.
+pub enum Found {
+    Missing,
+    /// The record does not check out (it is dropped from the index).
+    Corrupt,
+    Bytes(Vec<u8>),
+}
+
+/// One object encoded as a record, ready to append.
+pub struct Record {
+    pub hash: Hash,
+    size: u64,
+    codec: u8,
+    bytes: Vec<u8>,
+}
+
+impl Record {
+    /// Encodes `raw` (whose hash is `hash`), compressing it when that pays.
+    pub fn encode(hash: Hash, raw: &[u8]) -> Record {
+        let compressed = (raw.len() >= COMPRESS_MIN)
+            .then(|| compress(raw))
+            .flatten()
+            .filter(|c| c.len() <= raw.len() - raw.len() / 8);
+        let (codec, payload) = match &compressed {
+            Some(c) => (CODEC_ZSTD, c.as_slice()),
+            None => (CODEC_RAW, raw),
+        };
+        let mut bytes = Vec::with_capacity(RECORD_HEADER + payload.len() + RECORD_TRAILER);
+        bytes.extend_from_slice(&RECORD_MAGIC);
+        bytes.extend_from_slice(&[codec, 0, 0, 0]);
+        bytes.extend_from_slice(&hash.to_bytes());
+        bytes.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(payload);
+        let sum = xxh3_64(&bytes);
+        bytes.extend_from_slice(&sum.to_le_bytes());
+        Record {
+            hash,
+            size: raw.len() as u64,
+            codec,
+            bytes,
+        }
+    }
+
+    /// A record read back from a pack (gc copies records as they are).
+    fn from_bytes(bytes: Vec<u8>) -> Option<Record> {
+        let h = Header::parse(&bytes)?;
+        Some(Record {
+            hash: h.hash,
+            size: h.size,
+            codec: h.codec,
+            bytes,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+fn compress(raw: &[u8]) -> Option<Vec<u8>> {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        c.as_mut()?.compress(raw).ok()
+    })
+}
+
+/// A record's header, parsed.
+struct Header {
+    codec: u8,
+    hash: Hash,
+    size: u64,
+    stored: u64,
+}
+
+impl Header {
+    fn parse(b: &[u8]) -> Option<Header> {
+        if b.len() < RECORD_HEADER || b[..4] != RECORD_MAGIC || b[5..8] != [0, 0, 0] {
+            return None;
+        }
+        let codec = b[4];
+        if codec != CODEC_RAW && codec != CODEC_ZSTD {
+            return None;
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        let hash = Hash::from_bytes(b[8..24].try_into().ok()?);
+        let (size, stored) = (u64_at(24), u64_at(32));
+        if codec == CODEC_RAW && size != stored {
+            return None;
+        }
+        Some(Header {
+            codec,
+            hash,
+            size,
+            stored,
+        })
+    }
+}
+
+/// Checks a whole record (`bytes` from its header to its checksum) and
+/// returns the raw content, or `None` when anything is wrong: checksum,
+/// codec, lengths, or the content's hash.
+fn decode(bytes: &[u8], want: Hash) -> Option<Vec<u8>> {
+    let h = Header::parse(bytes)?;
+    let end = RECORD_HEADER as u64 + h.stored;
+    if h.hash != want || bytes.len() as u64 != end + RECORD_TRAILER as u64 {
+        return None;
+    }
+    let end = end as usize;
+    let sum = u64::from_le_bytes(bytes[end..].try_into().ok()?);
+    if xxh3_64(&bytes[..end]) != sum {
+        return None;
+    }
+    let payload = &bytes[RECORD_HEADER..end];
+    let raw = match h.codec {
+        CODEC_RAW => payload.to_vec(),
+        _ => zstd::bulk::decompress(payload, usize::try_from(h.size).ok()?).ok()?,
+    };
+    (raw.len() as u64 == h.size && Hash::of_bytes(&raw) == want).then_some(raw)
+}
+
+/// The packs of one cache, for readers; `PackWriter` appends to them.
+#[derive(Debug)]
+pub struct Packs {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    /// Opened on first use, and only once the index exists: a cache without
+    /// packs is never touched.
+    index: Mutex<Option<Connection>>,
+    files: Mutex<HashMap<u32, Arc<File>>>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn pack_name(id: u32) -> String {
+    format!("{id:08}.pack")
+}
+
+fn pack_id(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".pack")?;
+    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+impl Packs {
+    pub fn new(cache_dir: &Path) -> Packs {
+        Packs {
+            dir: cache_dir.join("packs"),
+            lock_path: cache_dir.join("lock"),
+            index: Mutex::new(None),
+            files: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.dir.join("index.db")
+    }
+
+    fn pack_path(&self, id: u32) -> PathBuf {
+        self.dir.join(pack_name(id))
+    }
+
+    /// Whether any pack file exists.
+    fn any_pack(&self) -> bool {
+        self.pack_ids().is_ok_and(|ids| !ids.is_empty())
+    }
+
+    fn pack_ids(&self) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        match fs::read_dir(&self.dir) {
+            Ok(r) => {
+                for e in r {
+                    let e = e.at("read the packs folder", &self.dir)?;
+                    if let Some(id) = e.file_name().to_str().and_then(pack_id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read the packs folder", &self.dir, e)),
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Runs `f` on the index, opening it first; `None` when there are no
+    /// packs. A damaged index, or one missing beside packs, is rebuilt.
+    fn with_index<R>(&self, f: impl Fn(&Connection) -> rusqlite::Result<R>) -> Result<Option<R>> {
+        let mut index = guard(&self.index);
+        if index.is_none() {
+            if !self.index_path().exists() {
+                if !self.any_pack() {
+                    return Ok(None);
+                }
+                warn(format!(
+                    "the pack index {} is missing; it is rebuilt from the packs",
+                    self.index_path().display()
+                ));
+                self.rebuild_index(lock::DEFAULT_WAIT)?;
+            }
+            *index = Some(self.open_index()?);
+        }
+        let Some(conn) = index.as_ref() else {
+            return Ok(None);
+        };
+        match f(conn) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if is_damage(&e) => {
+                *index = None;
+                self.set_aside_index(&e)?;
+                let conn = index.insert(self.open_index()?);
+                f(conn).map(Some).map_err(|e| self.db_error(e))
+            }
+            Err(e) => Err(self.db_error(e)),
+        }
+    }
+
+    fn db_error(&self, source: rusqlite::Error) -> Error {
+        Error::State {
+            path: self.index_path(),
+            source,
+        }
+    }
+
+    /// Opens the index (which must exist, or be made by the caller, who
+    /// holds the cache lock); a damaged one is set aside and rebuilt.
+    fn open_index(&self) -> Result<Connection> {
+        match open_db(&self.index_path()) {
+            Ok(c) => Ok(c),
+            Err(e) if is_damage(&e) => {
+                self.set_aside_index(&e)?;
+                open_db(&self.index_path()).map_err(|e| self.db_error(e))
+            }
+            Err(e) => Err(self.db_error(e)),
+        }
+    }
+
+    fn set_aside_index(&self, e: &rusqlite::Error) -> Result<()> {
+        let path = self.index_path();
+        let aside = path.with_extension("db.corrupt");
+        warn(format!(
+            "the pack index {} cannot be read ({e}); it was set aside as {} and is rebuilt from the packs",
+            path.display(),
+            aside.display()
+        ));
+        let _ = fs::rename(&path, &aside);
+        remove_db_side_files(&path);
+        self.rebuild_index(lock::DEFAULT_WAIT).map(|_| ())
+    }
+
+    /// Where the object `hash` is packed, if it is.
+    pub fn locate(&self, hash: Hash) -> Result<Option<Location>> {
+        let key = hash.to_bytes();
+        Ok(self
+            .with_index(|c| {
+                c.prepare_cached(
+                    "SELECT pack, offset, stored, size, codec FROM objects WHERE hash = ?1",
+                )?
+                .query_row([&key[..]], |r| {
+                    Ok(Location {
+                        pack: r.get(0)?,
+                        offset: r.get(1)?,
+                        stored: r.get(2)?,
+                        size: r.get(3)?,
+                        codec: r.get(4)?,
+                    })
+                })
+                .optional()
+            })?
+            .flatten())
+    }
+
+    fn file(&self, id: u32) -> io::Result<Arc<File>> {
+        let mut files = guard(&self.files);
+        if let Some(f) = files.get(&id) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(File::open(self.pack_path(id))?);
+        files.insert(id, f.clone());
+        Ok(f)
+    }
+
+    /// Reads and checks the packed object `hash`. A record that does not
+    /// check out is dropped from the index, so it is never served again.
+    pub fn read(&self, hash: Hash) -> Result<Found> {
+        // A pack may be rewritten by gc between the lookup and the read:
+        // then the object has moved, and a second lookup finds it.
+        for attempt in 0..2 {
+            let Some(loc) = self.locate(hash)? else {
+                return Ok(Found::Missing);
+            };
+            let f = match self.file(loc.pack) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.drop_entry(hash);
+                    return Ok(Found::Missing);
+                }
+                Err(e) => return Err(Error::io("read", self.pack_path(loc.pack), e)),
+            };
+            let mut bytes = vec![0; loc.record_len() as usize];
+            match f.read_exact_at(&mut bytes, loc.offset) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.drop_entry(hash);
+                    return Ok(Found::Corrupt);
+                }
+                Err(e) => return Err(Error::io("read", self.pack_path(loc.pack), e)),
+            }
+            return Ok(match decode(&bytes, hash) {
+                Some(raw) => Found::Bytes(raw),
+                None => {
+                    self.drop_entry(hash);
+                    Found::Corrupt
+                }
+            });
+        }
+        Ok(Found::Missing)
+    }
+
+    /// Drops the object's row (best effort): it is corrupt, or deleted.
+    fn drop_entry(&self, hash: Hash) {
+        let key = hash.to_bytes();
+        let _ = self.with_index(|c| c.execute("DELETE FROM objects WHERE hash = ?1", [&key[..]]));
+    }
+
+    /// Every packed object and its raw size.
+    pub fn list(&self) -> Result<Vec<(Hash, u64)>> {
+        Ok(self
+            .with_index(|c| {
+                let mut st = c.prepare("SELECT hash, size FROM objects")?;
+                let rows = st.query_map([], |r| {
+                    let b: [u8; 16] = r.get(0)?;
+                    Ok((Hash::from_bytes(b), r.get::<_, u64>(1)?))
+                })?;
+                rows.collect()
+            })?
+            .unwrap_or_default())
+    }
+
+    /// Rebuilds the index from the packs alone, under the cache lock: every
+    /// record whose checksum and hash check out is indexed (the first one
+    /// wins when an object is in two packs), and each pack's committed
+    /// length is where its last good record ends. Returns (objects, packs).
+    pub fn rebuild_index(&self, wait: Duration) -> Result<(usize, usize)> {
+        let _lock = lock::lock(&self.lock_path, Access::Write(wait))?.0;
+        self.rebuild_index_locked()
+    }
+
+    /// The rebuild proper; the caller holds the cache lock and has closed
+    /// its connection to the index.
+    fn rebuild_index_locked(&self) -> Result<(usize, usize)> {
+        fs::create_dir_all(&self.dir).at("create the packs folder", &self.dir)?;
+        let tmp = self.dir.join("index.db.rebuild");
+        let _ = fs::remove_file(&tmp);
+        remove_db_side_files(&tmp);
+        let conn = open_db(&tmp).map_err(|e| self.db_error(e))?;
+        let ids = self.pack_ids()?;
+        let mut objects = 0;
+        {
+            let tx = conn.unchecked_transaction().map_err(|e| self.db_error(e))?;
+            for &id in &ids {
+                let path = self.pack_path(id);
+                let committed = scan_pack(&path, |offset, bytes| {
+                    let Some(h) = Header::parse(bytes) else {
+                        return Ok(());
+                    };
+                    if decode(bytes, h.hash).is_none() {
+                        return Ok(());
+                    }
+                    objects += tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO objects (hash, pack, offset, stored, size, codec)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        )?
+                        .execute(params![
+                            &h.hash.to_bytes()[..],
+                            id,
+                            offset,
+                            h.stored,
+                            h.size,
+                            h.codec
+                        ])?;
+                    Ok(())
+                })
+                .map_err(|e| match e {
+                    ScanError::Io(e) => Error::io("read", &path, e),
+                    ScanError::Db(e) => self.db_error(e),
+                })?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO packs (id, committed) VALUES (?1, ?2)",
+                    params![id, committed],
+                )
+                .map_err(|e| self.db_error(e))?;
+            }
+            tx.commit().map_err(|e| self.db_error(e))?;
+        }
+        drop(conn);
+        let path = self.index_path();
+        remove_db_side_files(&path);
+        fs::rename(&tmp, &path).at("write", &path)?;
+        remove_db_side_files(&tmp);
+        Ok((objects, ids.len()))
+    }
+}
+
+fn warn(message: String) {
+    let _ = writeln!(io::stderr(), "warning: {message}");
+}
+
+fn remove_db_side_files(path: &Path) {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = fs::remove_file(PathBuf::from(side));
+    }
+}
+
+fn open_db(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // A committed batch must survive a power cut: its bytes were synced
+    // before, and the rows that name them are synced here.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    } else if version != SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+            Some(format!(
+                "pack index schema {version}, expected {SCHEMA_VERSION}"
+            )),
+        ));
+    }
+    // Reading a table proves the file is a database.
+    conn.query_row("SELECT count(*) FROM packs", [], |r| r.get::<_, i64>(0))?;
+    Ok(conn)
+}
+
+enum ScanError {
+    Io(io::Error),
+    Db(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for ScanError {
+    fn from(e: rusqlite::Error) -> Self {
+        ScanError::Db(e)
+    }
+}
+
+/// Reads a pack from the start, calling `each(offset, record)` for every
+/// record whose checksum holds; a damaged stretch is skipped by looking for
+/// the next record magic. Returns where the last good record ends.
+fn scan_pack(
+    path: &Path,
+    mut each: impl FnMut(u64, &[u8]) -> Result<(), ScanError>,
+) -> Result<u64, ScanError> {
+    let data = fs::read(path).map_err(ScanError::Io)?;
+    if data.len() < PACK_HEADER.len() || data[..8] != PACK_HEADER[..8] {
+        return Ok(0);
+    }
+    let mut at = PACK_HEADER.len();
+    let mut end = at as u64;
+    while at + RECORD_HEADER + RECORD_TRAILER <= data.len() {
+        if let Some(len) = record_at(&data[at..]) {
+            each(at as u64, &data[at..at + len])?;
+            at += len;
+            end = at as u64;
+            continue;
+        }
+        // Resynchronise on the next magic.
+        match data[at + 1..]
+            .windows(RECORD_MAGIC.len())
+            .position(|w| w == RECORD_MAGIC)
+        {
+            Some(p) => at += 1 + p,
+            None => break,
+        }
+    }
+    Ok(end)
+}
+
+/// The length of the well-formed record at the start of `data`, if any.
+fn record_at(data: &[u8]) -> Option<usize> {
+    let h = Header::parse(data)?;
+    let len = usize::try_from(h.stored)
+        .ok()?
+        .checked_add(RECORD_HEADER + RECORD_TRAILER)?;
+    if len > data.len() {
+        return None;
+    }
+    let end = len - RECORD_TRAILER;
+    let sum = u64::from_le_bytes(data[end..len].try_into().ok()?);
+    (xxh3_64(&data[..end]) == sum).then_some(len)
+}
+
+/// The open pack a writer appends to.
+struct Appending {
+    id: u32,
+    file: File,
+    /// Where the next record goes (committed bytes plus the batch so far).
+    end: u64,
+    /// Bytes appended but not yet written out.
+    buf: Vec<u8>,
+    /// The pack was made by this writer and has no committed row yet.
+    new: bool,
+}
+
+/// The one writer of a cache's packs: it holds `<cache>/lock` while it
+/// lives. `add` appends, `commit` makes a batch durable and indexed.
+pub struct PackWriter<'a> {
+    packs: &'a Packs,
+    _lock: File,
+    conn: Connection,
+    current: Option<Appending>,
+    /// Packs written to in this batch, already closed (synced at commit).
+    closed: Vec<(Appending, bool)>,
+    pending: Vec<(Hash, Location)>,
+    /// Hashes appended in this batch (not yet visible in the index).
+    batch: HashSet<Hash>,
+}
+
+impl<'a> PackWriter<'a> {
+    /// Takes the cache lock (waiting up to `wait`), opens the index, and
+    /// cuts off any bytes that a killed writer left beyond the committed
+    /// records.
+    pub fn open(packs: &'a Packs, wait: Duration) -> Result<PackWriter<'a>> {
+        fs::create_dir_all(&packs.dir).at("create the packs folder", &packs.dir)?;
+        let lock = lock::lock(&packs.lock_path, Access::Write(wait))?.0;
+        if !packs.index_path().exists() && packs.any_pack() {
+            warn(format!(
+                "the pack index {} is missing; it is rebuilt from the packs",
+                packs.index_path().display()
+            ));
+            packs.rebuild_index_locked()?;
+        }
+        let conn = match open_db(&packs.index_path()) {
+            Ok(c) => c,
+            Err(e) if is_damage(&e) => {
+                let path = packs.index_path();
+                warn(format!(
+                    "the pack index {} cannot be read ({e}); it was set aside and is rebuilt from the packs",
+                    path.display()
+                ));
+                let _ = fs::rename(&path, path.with_extension("db.corrupt"));
+                remove_db_side_files(&path);
+                packs.rebuild_index_locked()?;
+                open_db(&path).map_err(|e| packs.db_error(e))?
+            }
+            Err(e) => return Err(packs.db_error(e)),
+        };
+        let mut w = PackWriter {
+            packs,
+            _lock: lock,
+            conn,
+            current: None,
+            closed: Vec::new(),
+            pending: Vec::new(),
+            batch: HashSet::new(),
+        };
+        w.recover()?;
+        Ok(w)
+    }
+
+    fn db(&self, e: rusqlite::Error) -> Error {
+        self.packs.db_error(e)
+    }
+
+    /// Every pack's committed length, by id.
+    fn committed(&self) -> Result<HashMap<u32, u64>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, committed FROM packs")
+            .map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u64>(1)?)))
+            .map_err(|e| self.db(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.db(e))
+    }
+
+    /// Cuts each pack back to its committed length, deletes pack files that
+    /// no committed row knows (a new pack whose first batch never
+    /// committed, or an old one that gc had already replaced), and forgets
+    /// rows whose pack file is gone.
+    fn recover(&mut self) -> Result<()> {
+        let committed = self.committed()?;
+        let on_disk = self.packs.pack_ids()?;
+        for &id in &on_disk {
+            let path = self.packs.pack_path(id);
+            match committed.get(&id) {
+                None => {
+                    fs::remove_file(&path).at("delete", &path)?;
+                }
+                Some(&len) => {
+                    let actual = fs::metadata(&path).at("read", &path)?.len();
+                    if actual > len {
+                        let f = OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .at("write", &path)?;
+                        f.set_len(len).at("write", &path)?;
+                        f.sync_data().at("write", &path)?;
+                    }
+                }
+            }
+        }
+        let gone: Vec<u32> = committed
+            .keys()
+            .filter(|id| !on_disk.contains(id))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            warn(format!(
+                "{} pack file(s) listed in {} are gone; their objects are no longer in the cache",
+                gone.len(),
+                self.packs.index_path().display()
+            ));
+            let tx = self.conn.unchecked_transaction().map_err(|e| self.db(e))?;
+            for id in gone {
+                tx.execute("DELETE FROM objects WHERE pack = ?1", [id])
+                    .map_err(|e| self.db(e))?;
+                tx.execute("DELETE FROM packs WHERE id = ?1", [id])
+                    .map_err(|e| self.db(e))?;
+            }
+            tx.commit().map_err(|e| self.db(e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the objects from the index (gc), in one transaction; their
+    /// bytes stay in their packs until `rewrite_sparse` rewrites them.
+    pub fn forget(&mut self, hashes: &[Hash]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.db(e))?;
+        {
+            let mut del = tx
+                .prepare_cached("DELETE FROM objects WHERE hash = ?1")
+                .map_err(|e| self.packs.db_error(e))?;
+            for h in hashes {
+                del.execute([&h.to_bytes()[..]])
+                    .map_err(|e| self.packs.db_error(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    /// Whether the object is packed already, or appended in this batch.
+    pub fn has(&self, hash: Hash) -> Result<bool> {
+        if self.batch.contains(&hash) {
+            return Ok(true);
+        }
+        self.conn
+            .prepare_cached("SELECT 1 FROM objects WHERE hash = ?1")
+            .and_then(|mut st| st.exists([&hash.to_bytes()[..]]))
+            .map_err(|e| self.db(e))
+    }
+
+    /// Appends a record unless its object is packed already; returns
+    /// whether it was appended. It is in the cache only after `commit`.
+    pub fn add(&mut self, record: &Record) -> Result<bool> {
+        if self.has(record.hash)? {
+            return Ok(false);
+        }
+        self.append(record, &[])?;
+        Ok(true)
+    }
+
+    fn append(&mut self, record: &Record, avoid: &[u32]) -> Result<()> {
+        let usable = self.current.as_ref().is_some_and(|c| {
+            !avoid.contains(&c.id)
+                && (c.end == PACK_HEADER.len() as u64 || c.end + record.len() <= MAX_PACK_BYTES)
+        });
+        if !usable {
+            self.roll(avoid)?;
+        }
+        let Some(c) = self.current.as_mut() else {
+            return Err(Error::io(
+                "write",
+                &self.packs.dir,
+                io::Error::other("no pack is open"),
+            ));
+        };
+        let loc = Location {
+            pack: c.id,
+            offset: c.end,
+            stored: record.len() - (RECORD_HEADER + RECORD_TRAILER) as u64,
+            size: record.size,
+            codec: record.codec,
+        };
+        c.buf.extend_from_slice(&record.bytes);
+        c.end += record.len();
+        if c.buf.len() >= WRITE_BUFFER {
+            flush(c, &self.packs.pack_path(c.id))?;
+        }
+        self.pending.push((record.hash, loc));
+        self.batch.insert(record.hash);
+        Ok(())
+    }
+
+    /// Closes the current pack (if any) and opens the pack to append to
+    /// next: the last one while it has room (and is not in `avoid`), else
+    /// a new one.
+    fn roll(&mut self, avoid: &[u32]) -> Result<()> {
+        if let Some(c) = self.current.take() {
+            self.closed.push((c, true));
+        }
+        let committed = self.committed()?;
+        let last = committed.keys().max().copied();
+        let written: Vec<u32> = self.closed.iter().map(|(c, _)| c.id).collect();
+        if let Some(id) = last
+            && !avoid.contains(&id)
+            && !written.contains(&id)
+        {
+            let len = committed[&id];
+            if len < MAX_PACK_BYTES {
+                let path = self.packs.pack_path(id);
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .at("write", &path)?;
+                self.current = Some(Appending {
+                    id,
+                    file,
+                    end: len,
+                    buf: Vec::new(),
+                    new: false,
+                });
+                return Ok(());
+            }
+        }
+        let id = last.into_iter().chain(written).max().map_or(1, |m| m + 1);
+        let path = self.packs.pack_path(id);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .at("create", &path)?;
+        let mut c = Appending {
+            id,
+            file,
+            end: PACK_HEADER.len() as u64,
+            buf: PACK_HEADER.to_vec(),
+            new: true,
+        };
+        flush(&mut c, &path)?;
+        self.current = Some(c);
+        Ok(())
+    }
+
+    /// Makes the batch durable, then indexes it in one transaction.
+    /// Returns the number of objects it held.
+    pub fn commit(&mut self) -> Result<usize> {
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        let mut packs: Vec<Appending> = self.closed.drain(..).map(|(c, _)| c).collect();
+        let reopen = self.current.take();
+        packs.extend(reopen);
+        let mut new_pack = false;
+        for c in &mut packs {
+            let path = self.packs.pack_path(c.id);
+            flush(c, &path)?;
+            c.file.sync_data().at("write", &path)?;
+            new_pack |= c.new;
+        }
+        if new_pack {
+            File::open(&self.packs.dir)
+                .and_then(|d| d.sync_all())
+                .at("write", &self.packs.dir)?;
+        }
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.db(e))?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO objects (hash, pack, offset, stored, size, codec)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(|e| self.packs.db_error(e))?;
+            for (h, l) in &self.pending {
+                ins.execute(params![
+                    &h.to_bytes()[..],
+                    l.pack,
+                    l.offset,
+                    l.stored,
+                    l.size,
+                    l.codec
+                ])
+                .map_err(|e| self.packs.db_error(e))?;
+            }
+            for c in &packs {
+                tx.execute(
+                    "INSERT OR REPLACE INTO packs (id, committed) VALUES (?1, ?2)",
+                    params![c.id, c.end],
+                )
+                .map_err(|e| self.packs.db_error(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))?;
+        let n = self.pending.len();
+        self.pending.clear();
+        self.batch.clear();
+        // Keep appending to the last pack written.
+        if let Some(mut last) = packs.pop() {
+            last.new = false;
+            self.current = Some(last);
+        }
+        Ok(n)
+    }
+
+    /// Rewrites every pack whose live records take less than half its
+    /// bytes: its live records are copied into another pack and indexed
+    /// there in one transaction, then the old pack is deleted. A crash
+    /// before that transaction leaves the old pack in use and the copies
+    /// unindexed (cut off by the next writer); after it, the old pack is an
+    /// orphan that the next writer deletes. Returns (packs rewritten, bytes
+    /// freed).
+    pub fn rewrite_sparse(&mut self) -> Result<(usize, u64)> {
+        self.commit()?;
+        let committed = self.committed()?;
+        let mut live: HashMap<u32, u64> = HashMap::new();
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT pack, SUM(stored) + COUNT(*) * ?1 FROM objects GROUP BY pack")
+                .map_err(|e| self.db(e))?;
+            let rows = st
+                .query_map([(RECORD_HEADER + RECORD_TRAILER) as u64], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, u64>(1)?))
+                })
+                .map_err(|e| self.db(e))?;
+            for r in rows {
+                let (id, bytes) = r.map_err(|e| self.db(e))?;
+                live.insert(id, bytes);
+            }
+        }
+        let mut sparse: Vec<u32> = committed
+            .iter()
+            .filter(|&(id, &len)| {
+                let body = len.saturating_sub(PACK_HEADER.len() as u64);
+                live.get(id).copied().unwrap_or(0) * 2 < body
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        sparse.sort_unstable();
+        let (mut rewritten, mut freed) = (0, 0);
+        for &id in &sparse {
+            let path = self.packs.pack_path(id);
+            let locs: Vec<(Hash, Location)> = {
+                let mut st = self
+                    .conn
+                    .prepare(
+                        "SELECT hash, offset, stored, size, codec FROM objects WHERE pack = ?1
+                         ORDER BY offset",
+                    )
+                    .map_err(|e| self.db(e))?;
+                let rows = st
+                    .query_map([id], |r| {
+                        let b: [u8; 16] = r.get(0)?;
+                        Ok((
+                            Hash::from_bytes(b),
+                            Location {
+                                pack: id,
+                                offset: r.get(1)?,
+                                stored: r.get(2)?,
+                                size: r.get(3)?,
+                                codec: r.get(4)?,
+                            },
+                        ))
+                    })
+                    .map_err(|e| self.db(e))?;
+                rows.collect::<rusqlite::Result<_>>()
+                    .map_err(|e| self.db(e))?
+            };
+            let f = File::open(&path).at("read", &path)?;
+            let mut moved = Vec::with_capacity(locs.len());
+            for (h, l) in &locs {
+                let mut bytes = vec![0; l.record_len() as usize];
+                f.read_exact_at(&mut bytes, l.offset).at("read", &path)?;
+                match Record::from_bytes(bytes).filter(|r| decode(&r.bytes, *h).is_some()) {
+                    Some(r) => {
+                        self.append(&r, &sparse)?;
+                        moved.push(*h);
+                    }
+                    // A corrupt record is not carried over.
+                    None => warn(format!(
+                        "object {h} in {} is corrupt; it is dropped",
+                        path.display()
+                    )),
+                }
+            }
+            let before = committed[&id];
+            self.commit()?;
+            // The live records are indexed elsewhere now: the old pack goes.
+            let tx = self.conn.unchecked_transaction().map_err(|e| self.db(e))?;
+            tx.execute("DELETE FROM objects WHERE pack = ?1", [id])
+                .map_err(|e| self.db(e))?;
+            tx.execute("DELETE FROM packs WHERE id = ?1", [id])
+                .map_err(|e| self.db(e))?;
+            tx.commit().map_err(|e| self.db(e))?;
+            guard(&self.packs.files).remove(&id);
+            fs::remove_file(&path).at("delete", &path)?;
+            let kept: u64 = locs.iter().map(|(_, l)| l.record_len()).sum();
+            freed += before.saturating_sub(kept);
+            rewritten += 1;
+        }
+        Ok((rewritten, freed))
+    }
+}
+
+fn flush(c: &mut Appending, path: &Path) -> Result<()> {
+    if c.buf.is_empty() {
+        return Ok(());
+    }
+    let at = c.end - c.buf.len() as u64;
+    c.file.write_all_at(&c.buf, at).at("write", path)?;
+    c.buf.clear();
+    Ok(())
+}
+
+impl Drop for PackWriter<'_> {
+    fn drop(&mut self) {
+        // An uncommitted batch is abandoned: the next writer cuts it off.
+        // The reader side must not keep a stale view of the index.
+        *guard(&self.packs.index) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(i: usize) -> Vec<u8> {
+        format!("object number {i} ")
+            .repeat(i % 50 + 1)
+            .into_bytes()
+    }
+
+    #[test]
+    fn records_round_trip_and_reject_any_flipped_byte() {
+        for raw in [Vec::new(), b"x".to_vec(), obj(49), vec![7u8; 5000]] {
+            let h = Hash::of_bytes(&raw);
+            let r = Record::encode(h, &raw);
+            assert_eq!(decode(&r.bytes, h).as_deref(), Some(&raw[..]));
+            assert_eq!(record_at(&r.bytes), Some(r.bytes.len()));
+            for i in (0..r.bytes.len()).step_by(7) {
+                let mut bad = r.bytes.clone();
+                bad[i] ^= 0x20;
+                assert!(decode(&bad, h).is_none(), "flipped byte {i} accepted");
+            }
+        }
+        let long = vec![7u8; 5000];
+        let r = Record::encode(Hash::of_bytes(&long), &long);
+        assert_eq!(r.codec, CODEC_ZSTD, "a compressible object is compressed");
+        let mut rng = fastrand::Rng::with_seed(7);
+        let noise: Vec<u8> = (0..5000).map(|_| rng.u8(..)).collect();
+        let r = Record::encode(Hash::of_bytes(&noise), &noise);
+        assert_eq!(r.codec, CODEC_RAW, "noise is stored raw");
+    }
+
+    #[test]
+    fn committed_objects_read_back_and_a_torn_tail_is_cut_off() {
+        let t = tempfile::tempdir().unwrap();
+        let packs = Packs::new(t.path());
+        let wait = Duration::from_secs(1);
+        let h = |i: usize| Hash::of_bytes(&obj(i));
+        {
+            let mut w = PackWriter::open(&packs, wait).unwrap();
+            for i in 0..60 {
+                assert!(w.add(&Record::encode(h(i), &obj(i))).unwrap());
+            }
+            assert!(!w.add(&Record::encode(h(0), &obj(0))).unwrap());
+            assert_eq!(w.commit().unwrap(), 60);
+            // A batch that never commits (the process dies).
+            for i in 60..100 {
+                w.add(&Record::encode(h(i), &obj(i))).unwrap();
+            }
+            let c = w.current.as_mut().unwrap();
+            flush(c, &packs.pack_path(c.id)).unwrap();
+            // Dropped uncommitted, as by a killed process.
+            drop(w);
+        }
+        for i in 0..60 {
+            let Found::Bytes(b) = packs.read(h(i)).unwrap() else {
+                panic!("object {i} not read back");
+            };
+            assert_eq!(b, obj(i));
+        }
+        assert!(matches!(packs.read(h(70)).unwrap(), Found::Missing));
+        let path = packs.pack_path(1);
+        let torn = fs::metadata(&path).unwrap().len();
+        let mut w = PackWriter::open(&packs, wait).unwrap();
+        let cut = fs::metadata(&path).unwrap().len();
+        assert!(cut < torn, "the uncommitted tail is cut off");
+        for i in 60..100 {
+            w.add(&Record::encode(h(i), &obj(i))).unwrap();
+        }
+        w.commit().unwrap();
+        drop(w);
+        for i in 0..100 {
+            assert!(matches!(packs.read(h(i)).unwrap(), Found::Bytes(b) if b == obj(i)));
+        }
+        // The index is rebuilt from the packs alone.
+        fs::remove_file(packs.index_path()).unwrap();
+        *guard(&packs.index) = None;
+        assert_eq!(packs.list().unwrap().len(), 100);
+        // A corrupt record is not served, and is dropped.
+        let loc = packs.locate(h(5)).unwrap().unwrap();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"!", loc.offset + 41).unwrap();
+        guard(&packs.files).clear();
+        assert!(matches!(packs.read(h(5)).unwrap(), Found::Corrupt));
+        assert!(packs.locate(h(5)).unwrap().is_none());
+        assert!(matches!(packs.read(h(6)).unwrap(), Found::Bytes(_)));
+    }
+
+    #[test]
+    fn rewriting_a_sparse_pack_keeps_the_live_objects_only() {
+        let t = tempfile::tempdir().unwrap();
+        let packs = Packs::new(t.path());
+        let wait = Duration::from_secs(1);
+        let hashes: Vec<Hash> = (0..200).map(|i| Hash::of_bytes(&obj(i))).collect();
+        let mut w = PackWriter::open(&packs, wait).unwrap();
+        for (i, h) in hashes.iter().enumerate() {
+            w.add(&Record::encode(*h, &obj(i))).unwrap();
+        }
+        w.commit().unwrap();
+        drop(w);
+        let dead: Vec<Hash> = hashes
+            .iter()
+            .copied()
+            .step_by(3)
+            .chain([hashes[1]])
+            .collect();
+        let before = fs::metadata(packs.pack_path(1)).unwrap().len();
+        let mut w = PackWriter::open(&packs, wait).unwrap();
+        w.forget(&dead).unwrap();
+        assert_eq!(
+            w.rewrite_sparse().unwrap().0,
+            0,
+            "a third dead is not sparse"
+        );
+        drop(w);
+        let more: Vec<Hash> = hashes.iter().copied().skip(1).step_by(3).collect();
+        let mut w = PackWriter::open(&packs, wait).unwrap();
+        w.forget(&more).unwrap();
+        let (n, freed) = w.rewrite_sparse().unwrap();
+        drop(w);
+        assert_eq!(n, 1);
+        assert!(!packs.pack_path(1).exists());
+        let after = fs::metadata(packs.pack_path(2)).unwrap().len();
+        assert_eq!(before - (after - PACK_HEADER.len() as u64), freed);
+        for (i, h) in hashes.iter().enumerate() {
+            let got = packs.read(*h).unwrap();
+            if i % 3 == 2 {
+                assert!(matches!(got, Found::Bytes(b) if b == obj(i)), "{i}");
+            } else {
+                assert!(matches!(got, Found::Missing), "{i}");
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `bale pack [--dry-run]`: move small loose objects into packs.
+
+use crate::error::Error;
+use crate::ops::pack::pack_loose;
+
+use super::{Ctx, human_size, plural, report};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only say what would be packed
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Pack even though cache.dir is set (only when no other repository
+    /// links files from this cache as hardlinks or symlinks)
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let repo = ctx.open(true)?;
+    if repo.settings.cache_dir.is_some() && !args.force && !args.dry_run {
+        return Err(Error::SharedCache(repo.cache.dir().to_path_buf()).into());
+    }
+    let p = pack_loose(&repo, args.dry_run, ctx.quiet, ctx.wait)?;
+    for h in &p.corrupt {
+        report(&repo.cache.corrupt(*h, "the cache"));
+    }
+    ctx.say(format!(
+        "{} {} ({}) into packs under {}; kept {} loose that workspace links use",
+        if args.dry_run { "would pack" } else { "packed" },
+        plural(p.packed, "object"),
+        human_size(p.bytes),
+        human_size(repo.settings.pack_threshold),
+        p.linked
+    ));
+    if !p.corrupt.is_empty() {
+        return Err(Error::Incomplete {
+            count: p.corrupt.len(),
+        }
+        .into());
+    }
+    Ok(())
+}

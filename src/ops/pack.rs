@@ -1,0 +1,112 @@
+//! `bale pack`: moves small loose objects into packs, leaving loose every
+//! object that a workspace link may use.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::cache::pack::{PackWriter, Record};
+use crate::error::Result;
+use crate::fsutil::LinkType;
+use crate::hash::Hash;
+use crate::progress::Bar;
+use crate::repo::Repo;
+
+/// What `pack_loose` did.
+#[derive(Debug, Default)]
+pub struct Packed {
+    /// Objects now packed (their loose files deleted).
+    pub packed: usize,
+    pub bytes: u64,
+    /// Small objects kept loose because a hard link or symlink uses them.
+    pub linked: usize,
+    /// Loose objects found corrupt (set aside, not packed).
+    pub corrupt: Vec<Hash>,
+}
+
+/// Objects per committed batch.
+const BATCH: usize = 4096;
+
+/// Packs every loose object smaller than `pack.threshold` that no workspace
+/// file is linked to: not hard-linked anywhere (its link count is 1), and
+/// not the target of a symlink that a snapshot of this repository records.
+/// Each batch is committed before its loose files are deleted, so a crash
+/// leaves an object loose, packed, or both, never neither.
+pub fn pack_loose(repo: &Repo, dry_run: bool, quiet: bool, wait: Duration) -> Result<Packed> {
+    let symlinked = symlinked_objects(repo)?;
+    let threshold = repo.settings.pack_threshold;
+    let mut out = Packed::default();
+    let mut todo = Vec::new();
+    for h in repo.cache.list_loose()? {
+        let Some(st) = repo.cache.loose_stat(h) else {
+            continue;
+        };
+        if st.size >= threshold {
+            continue;
+        }
+        if st.nlink > 1 || symlinked.contains(&h) {
+            out.linked += 1;
+            continue;
+        }
+        todo.push((h, st.size));
+    }
+    if dry_run {
+        out.packed = todo.len();
+        out.bytes = todo.iter().map(|(_, s)| s).sum();
+        return Ok(out);
+    }
+    if todo.is_empty() {
+        return Ok(out);
+    }
+    let bar = Bar::new(todo.len() as u64, "packing", quiet || todo.len() < 1000);
+    let mut w = PackWriter::open(repo.cache.packs(), wait)?;
+    for chunk in todo.chunks(BATCH) {
+        let records: Vec<Result<Option<Record>>> = chunk
+            .par_iter()
+            .map(|&(h, _)| Ok(repo.cache.read_loose(h)?.map(|b| Record::encode(h, &b))))
+            .collect();
+        let mut done = Vec::with_capacity(chunk.len());
+        for (r, &(h, size)) in records.into_iter().zip(chunk) {
+            match r? {
+                Some(rec) => {
+                    w.add(&rec)?;
+                    done.push(h);
+                    out.bytes += size;
+                }
+                None if !repo.cache.is_loose(h) => out.corrupt.push(h),
+                None => {}
+            }
+        }
+        w.commit()?;
+        for h in done {
+            // Linked meanwhile (by another repository sharing the cache)?
+            // Then it stays loose as well.
+            if repo.cache.loose_stat(h).is_some_and(|s| s.nlink == 1) {
+                repo.cache.remove_loose(h)?;
+            }
+            out.packed += 1;
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish();
+    repo.cache.remove_empty_folders();
+    Ok(out)
+}
+
+/// Every object that a snapshot of this repository records as symlinked
+/// into the workspace.
+fn symlinked_objects(repo: &Repo) -> Result<HashSet<Hash>> {
+    let state = repo.state()?;
+    let mut out = HashSet::new();
+    for (key, _, _) in state.link_types()? {
+        if let Some(s) = state.load(&key)? {
+            out.extend(
+                s.entries()
+                    .filter(|e| e.link == Some(LinkType::Symlink))
+                    .map(|e| e.hash),
+            );
+        }
+    }
+    Ok(out)
+}
