@@ -109,6 +109,17 @@ pub enum Error {
     SharedCache(PathBuf),
     #[error("{count} of the outs could not be completed (see the errors above)")]
     Incomplete { count: usize },
+    #[error("{}: {}", crate::paths::quoted(archive), match entry {
+        Some(e) => format!("entry {}: {reason}", crate::paths::quoted_str(e)),
+        None => reason.clone(),
+    })]
+    BadArchive {
+        archive: PathBuf,
+        entry: Option<String>,
+        reason: String,
+    },
+    #[error("{} exists and is not the out of this archive", crate::paths::quoted(.0))]
+    DestinationExists(PathBuf),
 }
 
 fn list_paths(paths: &[PathBuf]) -> String {
@@ -167,6 +178,13 @@ impl Error {
             Error::CorruptObject { .. } => Some(
                 "run `bale fsck` to check the whole cache; `bale checkout --force` remakes workspace files from sound objects".into(),
             ),
+            Error::BadArchive { .. } => Some(
+                "nothing was added to the workspace; what was read before the error stays in the cache, so a run on a fixed archive reuses it (`bale gc` drops it otherwise)".into(),
+            ),
+            Error::DestinationExists(p) => Some(format!(
+                "import with --force to replace {} with the archive's content, or name another destination",
+                crate::paths::quoted(p)
+            )),
             Error::NoSpace { .. } => {
                 Some("free some space on that disk (`bale gc` drops unreferenced objects), then run the command again".into())
             }

@@ -29,6 +29,27 @@ impl Bar {
         Bar(bar)
     }
 
+    /// A bar over bytes (`len` 0: the total is not known).
+    pub fn bytes(len: u64, message: &str, quiet: bool) -> Bar {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else if len == 0 {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
+        };
+        let template = if len == 0 {
+            "{msg:>12} {bytes} {binary_bytes_per_sec}"
+        } else {
+            "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(message.to_owned());
+        Bar(bar)
+    }
+
     pub fn hidden() -> Bar {
         Bar(ProgressBar::hidden())
     }

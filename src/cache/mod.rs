@@ -269,6 +269,35 @@ impl Cache {
         }
     }
 
+    /// Stores what `r` yields, hashing it on the way in, unless an equal
+    /// object is in the cache already. Returns its hash, size and whether it
+    /// is new; the inner error is a read error of `r` (nothing is stored).
+    pub fn store_reader(&self, r: &mut dyn io::Read) -> Result<io::Result<(Hash, u64, bool)>> {
+        let tmp = self.create_temp()?;
+        let (hash, size) = match hash::with_buffer(|buf| hash::copy_hashing(r, tmp.as_file(), buf))
+        {
+            Ok(x) => x,
+            Err(hash::CopyError::Read(e)) => return Ok(Err(e)),
+            Err(hash::CopyError::Write(e)) => return Err(Error::io("write", tmp.path(), e)),
+        };
+        if self.contains(hash) {
+            return Ok(Ok((hash, size, false)));
+        }
+        let fresh = self.publish(tmp, hash)?;
+        Ok(Ok((hash, size, fresh)))
+    }
+
+    /// Stores `bytes`, whose hash is `hash`, as a loose object unless the
+    /// cache holds it already; returns whether it is new.
+    pub fn store_new(&self, bytes: &[u8], hash: Hash) -> Result<bool> {
+        if self.contains(hash) {
+            return Ok(false);
+        }
+        let mut tmp = self.create_temp()?;
+        tmp.write_all(bytes).at("write", tmp.path())?;
+        self.publish(tmp, hash)
+    }
+
     /// Stores `bytes` (a manifest) and returns their hash.
     pub fn store_bytes(&self, bytes: &[u8]) -> Result<Hash> {
         let hash = Hash::of_bytes(bytes);

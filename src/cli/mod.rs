@@ -7,6 +7,7 @@ mod commit;
 mod config;
 mod fsck;
 mod gc;
+mod import;
 mod init;
 mod meta;
 mod pack;
@@ -58,6 +59,8 @@ pub enum Command {
     Add(add::Args),
     /// Record the current content of tracked outs
     Commit(commit::Args),
+    /// Track a zip or tar archive's content as a folder, without unpacking it
+    Import(import::Args),
     /// Show how tracked outs differ from their pointer files
     Status(status::Args),
     /// Make the workspace match the pointer files
@@ -209,6 +212,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unprotect(a) => unprotect::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Fsck(a) => fsck::run(&ctx, a),
+        Command::Import(a) => import::run(&ctx, a),
         Command::Pack(a) => pack::run(&ctx, a),
         Command::Completions(a) => meta::completions(&ctx, a),
         Command::Man => meta::man(&ctx),

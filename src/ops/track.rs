@@ -22,6 +22,11 @@ pub fn check_new_out(repo: &Repo, abs: &Path, given: &Path) -> Result<String> {
     if abs.symlink_metadata().is_err() {
         return Err(Error::NotFound(given.to_path_buf()));
     }
+    check_out_path(repo, abs, given)
+}
+
+/// `check_new_out` for a path that need not exist yet (import's DEST).
+pub fn check_out_path(repo: &Repo, abs: &Path, given: &Path) -> Result<String> {
     let key = repo.relative(abs)?;
     if key.is_empty() {
         return Err(Error::Unsupported {
@@ -66,6 +71,30 @@ pub fn check_new_out(repo: &Repo, abs: &Path, given: &Path) -> Result<String> {
 /// keeping the other outs and unknown keys of an existing one, then makes
 /// git ignore the out.
 pub fn write_pointer(abs: &Path, key: &str, r: &Recorded) -> Result<()> {
+    write_pointer_with(abs, key, |o| r.update(o))
+}
+
+/// The out `key`'s record in its pointer file, if the file lists it.
+pub fn existing_record(abs: &Path, key: &str) -> Result<Option<(usize, OutRecord)>> {
+    let pointer_path = pointer::pointer_path(abs);
+    if !pointer_path.is_file() {
+        return Ok(None);
+    }
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let file = PointerFile::read(&pointer_path)?;
+    Ok(file
+        .outs
+        .into_iter()
+        .enumerate()
+        .find(|(_, o)| o.path == name))
+}
+
+/// `write_pointer`, with `update` filling in the out's record.
+pub fn write_pointer_with(
+    abs: &Path,
+    key: &str,
+    update: impl FnOnce(&mut OutRecord),
+) -> Result<()> {
     let pointer_path = pointer::pointer_path(abs);
     let mut file = if pointer_path.is_file() {
         PointerFile::read(&pointer_path)?
@@ -77,18 +106,18 @@ pub fn write_pointer(abs: &Path, key: &str, r: &Recorded) -> Result<()> {
     };
     let name = key.rsplit('/').next().unwrap_or(key).to_owned();
     match file.outs.iter_mut().find(|o| o.path == name) {
-        Some(o) => r.update(o),
+        Some(o) => update(o),
         None => {
             let mut o = OutRecord {
                 path: name.clone(),
-                hash: r.hash,
+                hash: crate::hash::Hash(0),
                 kind: OutKind::File,
                 size: 0,
                 nfiles: None,
                 executable: false,
                 extra: Default::default(),
             };
-            r.update(&mut o);
+            update(&mut o);
             file.outs.push(o);
         }
     }

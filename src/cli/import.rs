@@ -1,0 +1,242 @@
+//! `bale import ARCHIVE [DEST]`: track an archive's content as the folder
+//! out DEST, as if it had been unpacked and added, without unpacking it
+//! first; then check DEST out (unless `--no-checkout`).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::import::{self, Input, Mode};
+use crate::ops::checkout::{self as co, Planned};
+use crate::ops::track;
+use crate::out::{self, Out};
+use crate::paths;
+use crate::pointer::{self, OutKind, OutRecord};
+use crate::progress::Bar;
+use crate::workspace::link::Linker;
+
+use super::{Ctx, human_size, plural, report};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A zip, tar, tar.gz or tar.zst file (recognised by its content), or
+    /// `-` for a tar stream on stdin
+    pub archive: PathBuf,
+    /// The folder to track it as (default: the archive's name without its
+    /// extensions; required with `-`)
+    pub dest: Option<PathBuf>,
+    /// Store small entries in packs
+    #[arg(long, conflicts_with = "loose")]
+    pub packed: bool,
+    /// Store every entry as a loose object
+    #[arg(long)]
+    pub loose: bool,
+    /// Only store and track the content; leave the workspace as it is
+    #[arg(long)]
+    pub no_checkout: bool,
+    /// Replace DEST even though it is not this archive's out, or holds
+    /// changes that are not in the cache
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// The archive's name without its extensions: `data.tar.gz` -> `data`.
+fn default_dest(archive: &Path) -> Option<PathBuf> {
+    let mut name = archive.file_name()?.to_str()?.to_owned();
+    loop {
+        let lower = name.to_ascii_lowercase();
+        let Some(ext) = [".zip", ".tar", ".tgz", ".tzst", ".gz", ".zst", ".zstd"]
+            .into_iter()
+            .find(|e| lower.ends_with(e) && lower.len() > e.len())
+        else {
+            break;
+        };
+        name.truncate(name.len() - ext.len());
+    }
+    Some(PathBuf::from(name))
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let repo = ctx.open(true)?;
+    let stdin = args.archive == Path::new("-");
+    let dest = match (&args.dest, stdin) {
+        (Some(d), _) => d.clone(),
+        (None, true) => {
+            return Err(Error::Unsupported {
+                path: args.archive.clone(),
+                reason: "a stream has no name: give DEST, e.g. `bale import - data`".into(),
+            }
+            .into());
+        }
+        (None, false) => default_dest(&args.archive).ok_or_else(|| Error::Unsupported {
+            path: args.archive.clone(),
+            reason: "cannot name the folder after this archive: give DEST".into(),
+        })?,
+    };
+    let abs = paths::normalize(&ctx.cwd.join(&dest));
+    let key = track::check_out_path(&repo, &abs, &dest)?;
+    let existing = track::existing_record(&abs, &key)?;
+    if abs.symlink_metadata().is_ok() {
+        if existing.is_none() && !args.force {
+            return Err(Error::DestinationExists(dest).into());
+        }
+        if abs.is_dir()
+            && let Some(p) = out::find_pointers(&abs)?.first()
+        {
+            return Err(Error::HoldsOut {
+                path: dest,
+                out: p.with_extension(""),
+            }
+            .into());
+        }
+    }
+    let links_share = repo
+        .settings
+        .cache_types
+        .first()
+        .is_some_and(|t| t.shares_object());
+    let mode = if args.packed {
+        Mode::Packed
+    } else if args.loose {
+        Mode::Loose
+    } else {
+        Mode::Auto {
+            links_share: links_share && !args.no_checkout,
+        }
+    };
+    let opts = import::Options {
+        mode,
+        threshold: repo.settings.pack_threshold,
+        batch_entries: usize::try_from(repo.settings.batch_entries).unwrap_or(usize::MAX),
+        batch_bytes: repo.settings.batch_bytes,
+        wait: ctx.wait,
+        quiet: ctx.quiet,
+    };
+    let archive_abs = ctx.cwd.join(&args.archive);
+    let input = if stdin {
+        Input::Stdin
+    } else {
+        Input::File(&archive_abs)
+    };
+    let imp = import::import(&repo.cache, input, &opts)?;
+    let nfiles = imp.manifest.entries().len() as u64;
+    let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
+    let (index, mut record) = existing.unwrap_or_else(|| {
+        (
+            0,
+            OutRecord {
+                path: name,
+                hash: imp.hash,
+                kind: OutKind::Dir,
+                size: 0,
+                nfiles: None,
+                executable: false,
+                extra: Default::default(),
+            },
+        )
+    });
+    record.hash = imp.hash;
+    record.kind = OutKind::Dir;
+    record.size = imp.size;
+    record.nfiles = Some(nfiles);
+    record.executable = false;
+    let fill = |o: &mut OutRecord| {
+        o.hash = imp.hash;
+        o.kind = OutKind::Dir;
+        o.size = imp.size;
+        o.nfiles = Some(nfiles);
+        o.executable = false;
+    };
+    let what = format!(
+        "{key}: imported {} ({}) from {} ({}); {} new in the cache, {}",
+        plural(nfiles as usize, "file"),
+        human_size(imp.size),
+        paths::quoted(&args.archive),
+        imp.format.name(),
+        plural(imp.stored, "object"),
+        if imp.packed {
+            "small files in packs"
+        } else {
+            "as loose objects"
+        }
+    );
+    if args.no_checkout {
+        track::write_pointer_with(&abs, &key, fill)?;
+        ctx.say(what);
+        return Ok(());
+    }
+
+    let mut state = repo.state()?;
+    let linker = Linker::new(repo.settings.cache_types.clone());
+    let o = Out {
+        pointer: pointer::pointer_path(&abs),
+        index,
+        record,
+        root: abs.clone(),
+        key: key.clone(),
+        subpath: None,
+    };
+    let opts = co::Options {
+        relink: false,
+        force: args.force,
+    };
+    let w = match co::plan_out(&repo, &state, &linker, o, opts, ctx.quiet)? {
+        Planned::Unchanged(_) => {
+            track::write_pointer_with(&abs, &key, fill)?;
+            ctx.say(format!("{what}; the workspace had it already"));
+            return Ok(());
+        }
+        Planned::Work(w) => w,
+    };
+    if !w.plan.conflicts.is_empty() {
+        let paths = w
+            .plan
+            .conflicts
+            .iter()
+            .map(|c| paths::join(Path::new(&key), c))
+            .collect();
+        return Err(Error::WouldLoseData(paths).into());
+    }
+    let mut failed = w.corrupt.len();
+    w.corrupt.iter().for_each(|e| report(e));
+    track::write_pointer_with(&abs, &key, fill)?;
+    let total = w.plan.writes.len();
+    let bar = Bar::new(total as u64, "checkout", ctx.quiet || total < 1000);
+    let applied = co::apply_out(&repo, &linker, &w, &bar);
+    bar.finish();
+    failed += applied.errors.len();
+    applied.errors.iter().for_each(|e| report(e));
+    ctx.say(format!("{what}; checked out as {}", linker.current()));
+    if ctx.verbose {
+        applied.changes.lines().for_each(|l| ctx.say(l));
+    }
+    if let Some(s) = applied.snapshot {
+        repo.save_snapshots(&mut state, vec![(key, s)])?;
+    }
+    if failed > 0 {
+        return Err(Error::Incomplete { count: 1 }.into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_destination_is_the_archive_name_without_extensions() {
+        for (archive, dest) in [
+            ("data.zip", "data"),
+            ("dir/data.tar.gz", "data"),
+            ("x.TGZ", "x"),
+            ("shards.tar.zst", "shards"),
+            ("v1.2.tar", "v1.2"),
+            (".zip", ".zip"),
+        ] {
+            assert_eq!(
+                default_dest(Path::new(archive)),
+                Some(PathBuf::from(dest)),
+                "{archive}"
+            );
+        }
+    }
+}

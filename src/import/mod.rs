@@ -1,0 +1,641 @@
+//! `bale import`: an archive streamed into the cache in bounded memory.
+//!
+//! A reader thread walks the archive in its own order (`zip.rs`, `tar.rs`)
+//! and cuts it into batches of at most `import.batch_entries` entries and
+//! `import.batch_bytes` bytes, holding each entry's bytes as they are in the
+//! archive (still compressed, for a zip). An entry too large for a batch is
+//! decompressed, checked and stored by the reader itself, streaming. The
+//! importer takes one batch at a time: decompresses, checks and hashes its
+//! entries in parallel, encodes the new small ones as pack records in
+//! parallel, appends them in order and commits the batch (or stores loose
+//! objects in parallel). Only the manifest entries (path, hash, size, mode)
+//! outlive a batch; they are sorted and checked at the end.
+
+mod tar;
+mod zip;
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::cache::Cache;
+use crate::cache::pack::{PackWriter, Record};
+use crate::error::{Error, Result};
+use crate::hash::Hash;
+use crate::manifest::{Manifest, ManifestEntry};
+use crate::paths;
+use crate::progress::Bar;
+
+/// Small entries go to packs when a first batch holds at least this many.
+const MANY: usize = 1000;
+
+/// How an entry's bytes are stored in the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Stored,
+    Deflate,
+    Zstd,
+}
+
+/// What the archive is, recognised by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Zip,
+    Tar,
+    TarGz,
+    TarZst,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Zip => "zip",
+            Format::Tar => "tar",
+            Format::TarGz => "tar.gz",
+            Format::TarZst => "tar.zst",
+        }
+    }
+}
+
+/// Where small entries go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Packs when the archive holds many small entries and the workspace
+    /// will not hard-link or symlink them (those need loose objects).
+    Auto {
+        links_share: bool,
+    },
+    Packed,
+    Loose,
+}
+
+pub struct Options {
+    pub mode: Mode,
+    pub threshold: u64,
+    pub batch_entries: usize,
+    pub batch_bytes: u64,
+    pub wait: Duration,
+    pub quiet: bool,
+}
+
+/// What an import stored.
+#[derive(Debug)]
+pub struct Imported {
+    pub format: Format,
+    pub manifest: Manifest,
+    /// The manifest's hash (the out's hash).
+    pub hash: Hash,
+    pub size: u64,
+    /// Whether small entries went to packs.
+    pub packed: bool,
+    /// Objects new to the cache.
+    pub stored: usize,
+}
+
+/// Where an archive comes from.
+pub enum Input<'a> {
+    File(&'a Path),
+    Stdin,
+}
+
+/// Why reading an entry (or the archive) failed.
+#[derive(Debug)]
+pub enum EntryError {
+    Entry {
+        name: String,
+        reason: String,
+    },
+    Archive(String),
+    Io(io::Error),
+    Bale(Error),
+    /// The importer stopped taking batches (it reports its own error).
+    Stopped,
+}
+
+impl EntryError {
+    pub fn entry(name: &str, reason: impl Into<String>) -> EntryError {
+        EntryError::Entry {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn archive(reason: impl Into<String>) -> EntryError {
+        EntryError::Archive(reason.into())
+    }
+
+    fn into_error(self, archive: &Path) -> Error {
+        let bad = |entry, reason| Error::BadArchive {
+            archive: archive.to_path_buf(),
+            entry,
+            reason,
+        };
+        match self {
+            EntryError::Entry { name, reason } => bad(Some(name), reason),
+            EntryError::Archive(reason) => bad(None, reason),
+            EntryError::Io(e) => Error::io("read", archive, e),
+            EntryError::Bale(e) => e,
+            EntryError::Stopped => bad(None, "the import stopped".into()),
+        }
+    }
+}
+
+impl From<Error> for EntryError {
+    fn from(e: Error) -> Self {
+        EntryError::Bale(e)
+    }
+}
+
+/// The name of an entry, checked: UTF-8, relative, normalized, no `..`,
+/// `.bale` or `.git` component. A trailing '/' (a folder) is dropped.
+pub fn entry_name(raw: &[u8]) -> Result<String, EntryError> {
+    let shown = || raw.escape_ascii().to_string();
+    let text = std::str::from_utf8(raw).map_err(|_| EntryError::entry(&shown(), "is not UTF-8"))?;
+    let name = text.strip_suffix('/').unwrap_or(text);
+    paths::check_relative(name).map_err(|reason| EntryError::entry(text, reason))?;
+    Ok(name.to_owned())
+}
+
+/// A tar name without its leading `./` components; `None` for `./` itself.
+pub fn strip_dot_slash(mut raw: &[u8]) -> Option<&[u8]> {
+    while let Some(rest) = raw.strip_prefix(b"./") {
+        raw = rest;
+    }
+    (!raw.is_empty() && raw != b".").then_some(raw)
+}
+
+/// One entry of a batch, its bytes as the archive holds them.
+struct Pending {
+    path: String,
+    executable: bool,
+    size: u64,
+    crc: Option<u32>,
+    codec: Codec,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Batch {
+    entries: Vec<Pending>,
+    /// Entries the reader stored itself (too large for a batch).
+    done: Vec<ManifestEntry>,
+    dirs: Vec<String>,
+    /// The batch was cut by a bound (the archive goes on).
+    full: bool,
+}
+
+/// The reader's side: collects entries into batches and sends them on.
+pub struct Sink<'a> {
+    cache: &'a Cache,
+    tx: SyncSender<Batch>,
+    batch: Batch,
+    bytes: u64,
+    max_entries: usize,
+    max_bytes: u64,
+    bar: &'a Bar,
+}
+
+impl Sink<'_> {
+    fn dir(&mut self, name: String) -> Result<(), EntryError> {
+        self.batch.dirs.push(name);
+        Ok(())
+    }
+
+    /// Takes one file entry: `csize` bytes of `body`, which decode (per
+    /// `codec`) to `size` bytes with the given CRC-32.
+    #[allow(clippy::too_many_arguments)]
+    fn file(
+        &mut self,
+        path: String,
+        executable: bool,
+        size: u64,
+        crc: Option<u32>,
+        codec: Codec,
+        csize: u64,
+        body: &mut dyn Read,
+    ) -> Result<(), EntryError> {
+        if size.max(csize) >= self.max_bytes {
+            return self.stream(path, executable, size, crc, codec, body);
+        }
+        let mut bytes = Vec::with_capacity(csize as usize);
+        body.take(csize)
+            .read_to_end(&mut bytes)
+            .map_err(|e| EntryError::entry(&path, format!("cannot be read: {e}")))?;
+        if (bytes.len() as u64) < csize {
+            return Err(EntryError::entry(
+                &path,
+                "is cut off: the archive is truncated",
+            ));
+        }
+        self.bytes += csize;
+        self.batch.entries.push(Pending {
+            path,
+            executable,
+            size,
+            crc,
+            codec,
+            bytes,
+        });
+        if self.batch.entries.len() >= self.max_entries || self.bytes >= self.max_bytes {
+            self.batch.full = true;
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    /// Decodes, checks and stores a large entry as a loose object, reading
+    /// it once.
+    fn stream(
+        &mut self,
+        path: String,
+        executable: bool,
+        size: u64,
+        crc: Option<u32>,
+        codec: Codec,
+        body: &mut dyn Read,
+    ) -> Result<(), EntryError> {
+        let mut checked = Checked::new(decoder(codec, body)?, size, crc);
+        let (hash, got, _) = match self.cache.store_reader(&mut checked)? {
+            Ok(x) => x,
+            Err(e) => return Err(read_error(&path, e)),
+        };
+        self.batch.done.push(ManifestEntry {
+            path,
+            hash,
+            size: got,
+            executable,
+        });
+        Ok(())
+    }
+
+    fn progress(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    fn send(&mut self) -> Result<(), EntryError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.bytes = 0;
+        self.tx.send(batch).map_err(|_| EntryError::Stopped)
+    }
+}
+
+/// The error for reading an entry's content.
+fn read_error(path: &str, e: io::Error) -> EntryError {
+    if e.kind() == io::ErrorKind::InvalidData {
+        EntryError::entry(path, e.to_string())
+    } else if e.kind() == io::ErrorKind::UnexpectedEof {
+        EntryError::entry(path, "is cut off: the archive is truncated")
+    } else {
+        EntryError::entry(path, format!("cannot be read: {e}"))
+    }
+}
+
+fn decoder<'r>(codec: Codec, r: &'r mut dyn Read) -> Result<Box<dyn Read + 'r>, EntryError> {
+    Ok(match codec {
+        Codec::Stored => Box::new(r),
+        Codec::Deflate => Box::new(flate2::read::DeflateDecoder::new(r)),
+        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(r).map_err(EntryError::Io)?),
+    })
+}
+
+/// Passes an entry's decoded bytes through, failing as soon as they exceed
+/// the declared size (a zip bomb is never inflated beyond it), and at the
+/// end when they fall short or their CRC-32 does not match.
+struct Checked<R> {
+    inner: R,
+    declared: u64,
+    crc: Option<u32>,
+    hasher: crc32fast::Hasher,
+    total: u64,
+}
+
+impl<R: Read> Checked<R> {
+    fn new(inner: R, declared: u64, crc: Option<u32>) -> Checked<R> {
+        Checked {
+            inner,
+            declared,
+            crc,
+            hasher: crc32fast::Hasher::new(),
+            total: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.total += n as u64;
+        if self.total > self.declared {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "inflates beyond its declared size of {} bytes",
+                    self.declared
+                ),
+            ));
+        }
+        if self.crc.is_some() {
+            self.hasher.update(&buf[..n]);
+        }
+        if n == 0 && !buf.is_empty() {
+            if self.total < self.declared {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "holds {} bytes, not the {} it declares: the archive is damaged",
+                        self.total, self.declared
+                    ),
+                ));
+            }
+            if let Some(want) = self.crc {
+                let got = self.hasher.clone().finalize();
+                if got != want {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "fails its CRC-32 check ({got:08x}, expected {want:08x}): the archive is damaged"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Decodes and checks an entry of a batch.
+fn decode(p: &Pending) -> Result<Vec<u8>, EntryError> {
+    let mut out = Vec::with_capacity(p.size as usize);
+    let mut body: &[u8] = &p.bytes;
+    let mut checked = Checked::new(decoder(p.codec, &mut body)?, p.size, p.crc);
+    checked
+        .read_to_end(&mut out)
+        .map_err(|e| read_error(&p.path, e))?;
+    Ok(out)
+}
+
+/// Recognises the archive by its first bytes (up to 512 of them).
+pub fn detect(head: &[u8]) -> Option<Format> {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some(Format::Zip)
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        Some(Format::TarGz)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Format::TarZst)
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Some(Format::Tar)
+    } else {
+        None
+    }
+}
+
+/// Reads up to 512 bytes: enough to recognise any format.
+fn read_head(r: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    r.take(512).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Counts the bytes read from the archive on the progress bar.
+struct Counting<'a, R> {
+    inner: R,
+    bar: &'a Bar,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// Imports the archive into the cache: every entry stored, the manifest
+/// built, checked and stored. Nothing of the workspace is touched. On an
+/// error, the batches committed so far stay in the cache.
+pub fn import(cache: &Cache, input: Input<'_>, opts: &Options) -> Result<Imported> {
+    let shown: PathBuf = match input {
+        Input::File(p) => p.to_path_buf(),
+        Input::Stdin => PathBuf::from("-"),
+    };
+    let (format, len, mut stream): (Format, u64, Box<dyn Read + Send>) = match input {
+        Input::File(p) => {
+            let mut f = File::open(p).map_err(|e| Error::io("read", p, e))?;
+            let len = f.metadata().map_err(|e| Error::io("read", p, e))?.len();
+            let head = read_head(&mut f).map_err(|e| Error::io("read", p, e))?;
+            let format = detect(&head).ok_or_else(|| not_an_archive(p))?;
+            let rest = io::Cursor::new(head).chain(f);
+            (format, len, Box::new(rest))
+        }
+        Input::Stdin => {
+            let mut stdin = io::stdin().lock();
+            let head = read_head(&mut stdin).map_err(|e| Error::io("read", "-", e))?;
+            let format = detect(&head).ok_or_else(|| not_an_archive(Path::new("-")))?;
+            if format == Format::Zip {
+                return Err(Error::BadArchive {
+                    archive: shown,
+                    entry: None,
+                    reason: "a zip cannot be read from a stream (its directory is at its end): give the file's path".into(),
+                });
+            }
+            let rest = io::Cursor::new(head).chain(io::stdin());
+            (format, 0, Box::new(rest))
+        }
+    };
+    let bar = Bar::bytes(len, "importing", opts.quiet);
+    let zip = match (format, input) {
+        (Format::Zip, Input::File(p)) => Some(zip::Zip::open(p).map_err(|e| e.into_error(&shown))?),
+        _ => None,
+    };
+    let (tx, rx) = sync_channel::<Batch>(0);
+    let mut importer = Importer {
+        cache,
+        opts,
+        writer: None,
+        packed: match opts.mode {
+            Mode::Packed => Some(true),
+            Mode::Loose => Some(false),
+            Mode::Auto { .. } => None,
+        },
+        entries: Vec::new(),
+        dirs: Vec::new(),
+        stored: 0,
+    };
+    let result = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut sink = Sink {
+                cache,
+                tx,
+                batch: Batch::default(),
+                bytes: 0,
+                max_entries: opts.batch_entries,
+                max_bytes: opts.batch_bytes,
+                bar: &bar,
+            };
+            let read = match zip {
+                Some(z) => z.read(&mut sink),
+                None => {
+                    let counted = Counting {
+                        inner: std::mem::replace(&mut stream, Box::new(io::empty())),
+                        bar: &bar,
+                    };
+                    let input = BufReader::with_capacity(1 << 18, counted);
+                    match format {
+                        Format::TarGz => {
+                            tar::read(flate2::read::MultiGzDecoder::new(input), &mut sink)
+                        }
+                        Format::TarZst => match zstd::stream::read::Decoder::with_buffer(input) {
+                            Ok(d) => tar::read(d, &mut sink),
+                            Err(e) => Err(EntryError::Io(e)),
+                        },
+                        _ => tar::read(input, &mut sink),
+                    }
+                }
+            };
+            read.and_then(|()| sink.send())
+        });
+        let mut failed = None;
+        for batch in rx.iter() {
+            if let Err(e) = importer.take(batch) {
+                failed = Some(e);
+                break;
+            }
+        }
+        drop(rx);
+        let read = reader.join().unwrap_or_else(|_| Err(EntryError::Stopped));
+        match (failed, read) {
+            (Some(e), _) => Err(e),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => Ok(()),
+        }
+    });
+    bar.finish();
+    result.map_err(|e| e.into_error(&shown))?;
+    importer.finish(format, &shown)
+}
+
+fn not_an_archive(p: &Path) -> Error {
+    Error::BadArchive {
+        archive: p.to_path_buf(),
+        entry: None,
+        reason: "is not an archive bale can read (zip, tar, tar.gz or tar.zst)".into(),
+    }
+}
+
+/// The batch-taking side.
+struct Importer<'a> {
+    cache: &'a Cache,
+    opts: &'a Options,
+    writer: Option<PackWriter<'a>>,
+    /// Whether small entries go to packs (`None`: not decided yet).
+    packed: Option<bool>,
+    entries: Vec<ManifestEntry>,
+    dirs: Vec<String>,
+    stored: usize,
+}
+
+impl<'a> Importer<'a> {
+    fn take(&mut self, batch: Batch) -> Result<(), EntryError> {
+        let threshold = self.opts.threshold;
+        let small = |size: u64| size < threshold;
+        let mode = self.opts.mode;
+        let packed = *self.packed.get_or_insert_with(|| match mode {
+            Mode::Auto { links_share: false } => {
+                let n = batch.entries.iter().filter(|p| small(p.size)).count();
+                n >= MANY || (batch.full && n * 2 > batch.entries.len())
+            }
+            Mode::Packed => true,
+            _ => false,
+        });
+        self.entries.extend(batch.done);
+        self.dirs.extend(batch.dirs);
+        let decoded: Vec<(Vec<u8>, Hash)> = batch
+            .entries
+            .par_iter()
+            .map(|p| {
+                let bytes = decode(p)?;
+                let hash = Hash::of_bytes(&bytes);
+                Ok((bytes, hash))
+            })
+            .collect::<Result<_, EntryError>>()?;
+        let mut to_pack = Vec::new();
+        let mut to_store = Vec::new();
+        for (p, (bytes, hash)) in batch.entries.into_iter().zip(decoded) {
+            self.entries.push(ManifestEntry {
+                path: p.path,
+                hash,
+                size: p.size,
+                executable: p.executable,
+            });
+            if packed && small(p.size) {
+                to_pack.push((bytes, hash));
+            } else {
+                to_store.push((bytes, hash));
+            }
+        }
+        if !to_pack.is_empty() {
+            if self.writer.is_none() {
+                self.writer = Some(PackWriter::open(self.cache.packs(), self.opts.wait)?);
+            }
+            let Some(w) = self.writer.as_mut() else {
+                return Err(EntryError::Stopped);
+            };
+            let mut new = Vec::with_capacity(to_pack.len());
+            for (bytes, hash) in to_pack {
+                if !w.has(hash)? && !self.cache.is_loose(hash) {
+                    new.push((bytes, hash));
+                }
+            }
+            let records: Vec<Record> = new
+                .par_iter()
+                .map(|(bytes, hash)| Record::encode(*hash, bytes))
+                .collect();
+            drop(new);
+            for r in &records {
+                if w.add(r)? {
+                    self.stored += 1;
+                }
+            }
+            w.commit()?;
+        }
+        let fresh = to_store
+            .par_iter()
+            .map(|(bytes, hash)| self.cache.store_new(bytes, *hash))
+            .collect::<Result<Vec<bool>>>()?;
+        self.stored += fresh.into_iter().filter(|&f| f).count();
+        Ok(())
+    }
+
+    fn finish(self, format: Format, archive: &Path) -> Result<Imported> {
+        drop(self.writer);
+        let bad = |reason: String| Error::BadArchive {
+            archive: archive.to_path_buf(),
+            entry: None,
+            reason,
+        };
+        let size = self.entries.iter().map(|e| e.size).sum();
+        let manifest = Manifest::new(self.entries).map_err(bad)?;
+        let entries = manifest.entries();
+        for d in &self.dirs {
+            if let Ok(i) = entries.binary_search_by(|e| e.path.as_str().cmp(d)) {
+                return Err(bad(format!(
+                    "{:?} is both a file and a folder",
+                    entries[i].path
+                )));
+            }
+        }
+        let hash = self.cache.store_bytes(&manifest.encode())?;
+        Ok(Imported {
+            format,
+            manifest,
+            hash,
+            size,
+            packed: self.packed.unwrap_or(false),
+            stored: self.stored,
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! Reading a tar stream (plain, gzip or zstd, decompressed on the way) with
+//! the `tar` crate, entry by entry: nothing but the current entry is read.
+
+use std::io::Read;
+
+use super::{Codec, EntryError, Sink};
+
+/// Hands every entry of the tar stream `input` to `sink`.
+pub fn read(input: impl Read, sink: &mut Sink<'_>) -> Result<(), EntryError> {
+    let mut archive = tar::Archive::new(input);
+    let entries = archive
+        .entries()
+        .map_err(|e| EntryError::archive(format!("cannot read the tar stream: {e}")))?;
+    let mut last = String::new();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| damaged_after(&last, &e))?;
+        let raw = entry.path_bytes().into_owned();
+        let Some(name) = super::strip_dot_slash(&raw) else {
+            // The archive's own root folder, "./".
+            continue;
+        };
+        let kind = entry.header().entry_type();
+        let name = super::entry_name(name)?;
+        last.clone_from(&name);
+        let what = match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => None,
+            tar::EntryType::Directory => {
+                sink.dir(name)?;
+                continue;
+            }
+            tar::EntryType::Symlink => Some("is a symlink"),
+            tar::EntryType::Link => Some("is a hard link"),
+            tar::EntryType::Char | tar::EntryType::Block => Some("is a device"),
+            tar::EntryType::Fifo => Some("is a fifo"),
+            _ => Some("is of a kind bale cannot import"),
+        };
+        if let Some(what) = what {
+            return Err(EntryError::entry(
+                &name,
+                format!("{what}; bale imports files only"),
+            ));
+        }
+        let mode = entry.header().mode().unwrap_or(0o644);
+        let size = entry.size();
+        sink.file(
+            name,
+            mode & 0o111 != 0,
+            size,
+            None,
+            Codec::Stored,
+            size,
+            &mut entry,
+        )?;
+    }
+    Ok(())
+}
+
+fn damaged_after(last: &str, e: &std::io::Error) -> EntryError {
+    if last.is_empty() {
+        EntryError::archive(format!("the tar stream is damaged or truncated: {e}"))
+    } else {
+        EntryError::archive(format!(
+            "the tar stream is damaged or truncated after entry {last:?}: {e}"
+        ))
+    }
+}
