@@ -29,7 +29,7 @@ pub const DEFAULT_PACK_THRESHOLD: u64 = 1 << 20;
 /// An import batch holds at most this many entries (`import.batch_entries`)
 /// and this many bytes (`import.batch_bytes`).
 pub const DEFAULT_BATCH_ENTRIES: u64 = 10_000;
-pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
+pub const DEFAULT_BATCH_BYTES: u64 = 4 << 20;
 
 /// Whether `key` is one bale knows.
 pub fn is_known(key: &str) -> bool {

@@ -495,6 +495,15 @@ impl Cache {
         Ok(out)
     }
 
+    /// Whether any loose object may be in the cache (an object folder
+    /// exists); cheap: one folder read, stopped at the first match.
+    pub fn has_loose_objects(&self) -> bool {
+        fs::read_dir(&self.dir).is_ok_and(|r| {
+            r.flatten()
+                .any(|e| e.file_name().len() == 2 && e.file_type().is_ok_and(|t| t.is_dir()))
+        })
+    }
+
     /// Every loose object.
     pub fn list_loose(&self) -> Result<Vec<Hash>> {
         let mut out = Vec::new();

@@ -49,9 +49,14 @@ pub const MAX_PACK_BYTES: u64 = 256 << 20;
 /// Records are compressed only from this size on, and kept compressed only
 /// when that saves at least an eighth of the bytes.
 const COMPRESS_MIN: usize = 256;
-const ZSTD_LEVEL: i32 = 1;
+/// zstd's "fast 3": about twice the speed of level 1 on small records, for
+/// a few percent less saved.
+const ZSTD_LEVEL: i32 = -3;
 /// Appended bytes are written in pieces of about this size.
 const WRITE_BUFFER: usize = 1 << 20;
+/// `commit_if_due` commits once this many bytes wait for a commit: each
+/// commit costs two syncs, so it is not made for every small batch.
+const COMMIT_BYTES: u64 = 64 << 20;
 
 const CODEC_RAW: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
@@ -97,60 +102,120 @@ pub enum Found {
     Bytes(Vec<u8>),
 }
 
-/// One object encoded as a record, ready to append.
+/// One object encoded as a record, ready to append: header, payload and
+/// checksum kept apart, so that a raw payload is never copied to be
+/// written.
 pub struct Record {
     pub hash: Hash,
     size: u64,
     codec: u8,
-    bytes: Vec<u8>,
+    head: [u8; RECORD_HEADER],
+    payload: Vec<u8>,
+    tail: [u8; RECORD_TRAILER],
 }
 
+thread_local! {
+    /// Recent compression attempts of this thread that did not pay: after
+    /// a run of them the next ones are not tried (see `compress_pays`).
+    static FUTILE: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Attempts that saved nothing, in a row, before trying is paused...
+const FUTILE_RUN: u32 = 32;
+/// ...for this many records.
+const FUTILE_PAUSE: u32 = 512;
+
 impl Record {
-    /// Encodes `raw` (whose hash is `hash`), compressing it when that pays.
-    pub fn encode(hash: Hash, raw: &[u8]) -> Record {
-        let compressed = (raw.len() >= COMPRESS_MIN)
-            .then(|| compress(raw))
-            .flatten()
-            .filter(|c| c.len() <= raw.len() - raw.len() / 8);
-        let (codec, payload) = match &compressed {
-            Some(c) => (CODEC_ZSTD, c.as_slice()),
+    /// Encodes `raw` (whose hash is `hash`), compressed when that saves at
+    /// least an eighth of its bytes. Data that does not compress (images,
+    /// archives) soon stops being tried: after 32 futile attempts in a row,
+    /// the next 512 records of the thread are stored raw untried.
+    pub fn encode(hash: Hash, raw: Vec<u8>) -> Record {
+        let compressed = (raw.len() >= COMPRESS_MIN && compress_worth_trying())
+            .then(|| {
+                let c = compress(&raw).filter(|c| c.len() <= raw.len() - raw.len() / 8);
+                note_attempt(c.is_some());
+                c
+            })
+            .flatten();
+        let size = raw.len() as u64;
+        let (codec, payload) = match compressed {
+            Some(c) => (CODEC_ZSTD, c),
             None => (CODEC_RAW, raw),
         };
-        let mut bytes = Vec::with_capacity(RECORD_HEADER + payload.len() + RECORD_TRAILER);
-        bytes.extend_from_slice(&RECORD_MAGIC);
-        bytes.extend_from_slice(&[codec, 0, 0, 0]);
-        bytes.extend_from_slice(&hash.to_bytes());
-        bytes.extend_from_slice(&(raw.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(payload);
-        let sum = xxh3_64(&bytes);
-        bytes.extend_from_slice(&sum.to_le_bytes());
+        let mut head = [0u8; RECORD_HEADER];
+        head[..4].copy_from_slice(&RECORD_MAGIC);
+        head[4] = codec;
+        head[8..24].copy_from_slice(&hash.to_bytes());
+        head[24..32].copy_from_slice(&size.to_le_bytes());
+        head[32..40].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        let mut sum = xxhash_rust::xxh3::Xxh3::new();
+        sum.update(&head);
+        sum.update(&payload);
         Record {
             hash,
-            size: raw.len() as u64,
+            size,
             codec,
-            bytes,
+            head,
+            payload,
+            tail: sum.digest().to_le_bytes(),
         }
     }
 
-    /// A record read back from a pack (gc copies records as they are).
-    fn from_bytes(bytes: Vec<u8>) -> Option<Record> {
+    /// A record read back whole from a pack (gc copies records as they are).
+    fn from_bytes(mut bytes: Vec<u8>) -> Option<Record> {
         let h = Header::parse(&bytes)?;
+        let end = bytes.len().checked_sub(RECORD_TRAILER)?;
+        let tail: [u8; RECORD_TRAILER] = bytes[end..].try_into().ok()?;
+        let head: [u8; RECORD_HEADER] = bytes[..RECORD_HEADER].try_into().ok()?;
+        bytes.truncate(end);
+        bytes.drain(..RECORD_HEADER);
         Some(Record {
             hash: h.hash,
             size: h.size,
             codec: h.codec,
-            bytes,
+            head,
+            payload: bytes,
+            tail,
         })
     }
 
+    /// The record as it is written.
+    #[cfg(test)]
+    fn to_bytes(&self) -> Vec<u8> {
+        [&self.head[..], &self.payload, &self.tail].concat()
+    }
+
     pub fn len(&self) -> u64 {
-        self.bytes.len() as u64
+        (RECORD_HEADER + self.payload.len() + RECORD_TRAILER) as u64
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        false
     }
+}
+
+fn compress_worth_trying() -> bool {
+    FUTILE.with(|f| {
+        let (run, pause) = f.get();
+        if pause > 0 {
+            f.set((run, pause - 1));
+            false
+        } else {
+            true
+        }
+    })
+}
+
+fn note_attempt(paid: bool) {
+    FUTILE.with(|f| {
+        let (run, _) = f.get();
+        f.set(match (paid, run + 1 >= FUTILE_RUN) {
+            (true, _) => (0, 0),
+            (false, true) => (0, FUTILE_PAUSE),
+            (false, false) => (run + 1, 0),
+        });
+    });
 }
 
 fn compress(raw: &[u8]) -> Option<Vec<u8>> {
@@ -619,8 +684,9 @@ struct Appending {
     file: File,
     /// Where the next record goes (committed bytes plus the batch so far).
     end: u64,
-    /// Bytes appended but not yet written out.
-    buf: Vec<u8>,
+    /// Records appended but not yet written out, and their bytes.
+    queue: Vec<Record>,
+    queued: u64,
     /// The pack was made by this writer and has no committed row yet.
     new: bool,
 }
@@ -634,9 +700,14 @@ pub struct PackWriter<'a> {
     current: Option<Appending>,
     /// Packs written to in this batch, already closed (synced at commit).
     closed: Vec<(Appending, bool)>,
-    pending: Vec<(Hash, Location)>,
-    /// Hashes appended in this batch (not yet visible in the index).
+    /// Objects appended since the last commit, and their bytes.
+    pending: usize,
+    pending_bytes: u64,
+    /// Hashes appended since the last commit.
     batch: HashSet<Hash>,
+    /// A write transaction is open: the rows of the appended records are
+    /// in it, to be committed once their bytes are synced.
+    in_txn: bool,
 }
 
 impl<'a> PackWriter<'a> {
@@ -674,8 +745,10 @@ impl<'a> PackWriter<'a> {
             conn,
             current: None,
             closed: Vec::new(),
-            pending: Vec::new(),
+            pending: 0,
+            pending_bytes: 0,
             batch: HashSet::new(),
+            in_txn: false,
         };
         w.recover()?;
         Ok(w)
@@ -750,6 +823,7 @@ impl<'a> PackWriter<'a> {
     /// Removes the objects from the index (gc), in one transaction; their
     /// bytes stay in their packs until `rewrite_sparse` rewrites them.
     pub fn forget(&mut self, hashes: &[Hash]) -> Result<()> {
+        self.commit()?;
         let tx = self.conn.unchecked_transaction().map_err(|e| self.db(e))?;
         {
             let mut del = tx
@@ -763,35 +837,51 @@ impl<'a> PackWriter<'a> {
         tx.commit().map_err(|e| self.db(e))
     }
 
-    /// Whether the object is packed already, or appended in this batch.
-    pub fn has(&self, hash: Hash) -> Result<bool> {
+    /// Opens the write transaction that the next commit ends. (Inside it,
+    /// lookups take no lock of their own.)
+    fn begin(&mut self) -> Result<()> {
+        if !self.in_txn {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| self.packs.db_error(e))?;
+            self.in_txn = true;
+        }
+        Ok(())
+    }
+
+    /// Whether the object is packed already, or appended since the last
+    /// commit.
+    pub fn has(&mut self, hash: Hash) -> Result<bool> {
         if self.batch.contains(&hash) {
             return Ok(true);
         }
+        self.begin()?;
         self.conn
             .prepare_cached("SELECT 1 FROM objects WHERE hash = ?1")
             .and_then(|mut st| st.exists([&hash.to_bytes()[..]]))
             .map_err(|e| self.db(e))
     }
 
-    /// Appends a record unless its object is packed already; returns
-    /// whether it was appended. It is in the cache only after `commit`.
-    pub fn add(&mut self, record: &Record) -> Result<bool> {
-        if self.has(record.hash)? {
+    /// Appends a record unless its object is packed already (one index
+    /// lookup, which is also the insertion of its row); returns whether it
+    /// was appended. It is in the cache only after `commit`.
+    pub fn add(&mut self, record: Record) -> Result<bool> {
+        if self.batch.contains(&record.hash) {
             return Ok(false);
         }
-        self.append(record, &[])?;
-        Ok(true)
+        self.append(record, &[], true)
     }
 
-    fn append(&mut self, record: &Record, avoid: &[u32]) -> Result<()> {
+    fn append(&mut self, record: Record, avoid: &[u32], only_new: bool) -> Result<bool> {
+        let len = record.len();
         let usable = self.current.as_ref().is_some_and(|c| {
             !avoid.contains(&c.id)
-                && (c.end == PACK_HEADER.len() as u64 || c.end + record.len() <= MAX_PACK_BYTES)
+                && (c.end == PACK_HEADER.len() as u64 || c.end + len <= MAX_PACK_BYTES)
         });
         if !usable {
             self.roll(avoid)?;
         }
+        self.begin()?;
         let Some(c) = self.current.as_mut() else {
             return Err(Error::io(
                 "write",
@@ -799,21 +889,49 @@ impl<'a> PackWriter<'a> {
                 io::Error::other("no pack is open"),
             ));
         };
-        let loc = Location {
-            pack: c.id,
-            offset: c.end,
-            stored: record.len() - (RECORD_HEADER + RECORD_TRAILER) as u64,
-            size: record.size,
-            codec: record.codec,
+        let sql = if only_new {
+            "INSERT OR IGNORE INTO objects (hash, pack, offset, stored, size, codec)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        } else {
+            "INSERT OR REPLACE INTO objects (hash, pack, offset, stored, size, codec)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
         };
-        c.buf.extend_from_slice(&record.bytes);
-        c.end += record.len();
-        if c.buf.len() >= WRITE_BUFFER {
+        let inserted = self
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut st| {
+                st.execute(params![
+                    &record.hash.to_bytes()[..],
+                    c.id,
+                    c.end,
+                    record.payload.len() as u64,
+                    record.size,
+                    record.codec
+                ])
+            })
+            .map_err(|e| self.packs.db_error(e))?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        self.pending += 1;
+        self.pending_bytes += len;
+        self.batch.insert(record.hash);
+        c.end += len;
+        c.queued += len;
+        c.queue.push(record);
+        if c.queued >= WRITE_BUFFER as u64 {
             flush(c, &self.packs.pack_path(c.id))?;
         }
-        self.pending.push((record.hash, loc));
-        self.batch.insert(record.hash);
-        Ok(())
+        Ok(true)
+    }
+
+    /// Commits when enough bytes wait for it (see `COMMIT_BYTES`).
+    pub fn commit_if_due(&mut self) -> Result<usize> {
+        if self.pending_bytes >= COMMIT_BYTES {
+            self.commit()
+        } else {
+            Ok(0)
+        }
     }
 
     /// Closes the current pack (if any) and opens the pack to append to
@@ -841,7 +959,8 @@ impl<'a> PackWriter<'a> {
                     id,
                     file,
                     end: len,
-                    buf: Vec::new(),
+                    queue: Vec::new(),
+                    queued: 0,
                     new: false,
                 });
                 return Ok(());
@@ -854,27 +973,33 @@ impl<'a> PackWriter<'a> {
             .create_new(true)
             .open(&path)
             .at("create", &path)?;
-        let mut c = Appending {
+        file.write_all_at(&PACK_HEADER, 0).at("write", &path)?;
+        self.current = Some(Appending {
             id,
             file,
             end: PACK_HEADER.len() as u64,
-            buf: PACK_HEADER.to_vec(),
+            queue: Vec::new(),
+            queued: 0,
             new: true,
-        };
-        flush(&mut c, &path)?;
-        self.current = Some(c);
+        });
         Ok(())
     }
 
-    /// Makes the batch durable, then indexes it in one transaction.
-    /// Returns the number of objects it held.
+    /// Makes the appended records durable, then commits their rows (and
+    /// each pack's committed length) in one transaction. Returns the number
+    /// of objects committed.
     pub fn commit(&mut self) -> Result<usize> {
-        if self.pending.is_empty() {
+        if self.pending == 0 {
+            if self.in_txn {
+                self.conn
+                    .execute_batch("COMMIT")
+                    .map_err(|e| self.packs.db_error(e))?;
+                self.in_txn = false;
+            }
             return Ok(0);
         }
         let mut packs: Vec<Appending> = self.closed.drain(..).map(|(c, _)| c).collect();
-        let reopen = self.current.take();
-        packs.extend(reopen);
+        packs.extend(self.current.take());
         let mut new_pack = false;
         for c in &mut packs {
             let path = self.packs.pack_path(c.id);
@@ -887,36 +1012,21 @@ impl<'a> PackWriter<'a> {
                 .and_then(|d| d.sync_all())
                 .at("write", &self.packs.dir)?;
         }
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.db(e))?;
-        {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO objects (hash, pack, offset, stored, size, codec)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(|e| self.packs.db_error(e))?;
-            for (h, l) in &self.pending {
-                ins.execute(params![
-                    &h.to_bytes()[..],
-                    l.pack,
-                    l.offset,
-                    l.stored,
-                    l.size,
-                    l.codec
-                ])
-                .map_err(|e| self.packs.db_error(e))?;
-            }
-            for c in &packs {
-                tx.execute(
+        for c in &packs {
+            self.conn
+                .execute(
                     "INSERT OR REPLACE INTO packs (id, committed) VALUES (?1, ?2)",
                     params![c.id, c.end],
                 )
                 .map_err(|e| self.packs.db_error(e))?;
-            }
         }
-        tx.commit().map_err(|e| self.db(e))?;
-        let n = self.pending.len();
-        self.pending.clear();
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.packs.db_error(e))?;
+        self.in_txn = false;
+        let n = self.pending;
+        self.pending = 0;
+        self.pending_bytes = 0;
         self.batch.clear();
         // Keep appending to the last pack written.
         if let Some(mut last) = packs.pop() {
@@ -995,9 +1105,10 @@ impl<'a> PackWriter<'a> {
             for (h, l) in &locs {
                 let mut bytes = vec![0; l.record_len() as usize];
                 f.read_exact_at(&mut bytes, l.offset).at("read", &path)?;
-                match Record::from_bytes(bytes).filter(|r| decode(&r.bytes, *h).is_some()) {
+                let good = decode(&bytes, *h).is_some();
+                match Record::from_bytes(bytes).filter(|_| good) {
                     Some(r) => {
-                        self.append(&r, &sparse)?;
+                        self.append(r, &sparse, false)?;
                         moved.push(*h);
                     }
                     // A corrupt record is not carried over.
@@ -1026,13 +1137,40 @@ impl<'a> PackWriter<'a> {
     }
 }
 
+/// Writes the queued records at their place, in few `writev` calls.
 fn flush(c: &mut Appending, path: &Path) -> Result<()> {
-    if c.buf.is_empty() {
+    use std::io::{IoSlice, Seek, SeekFrom};
+    if c.queue.is_empty() {
         return Ok(());
     }
-    let at = c.end - c.buf.len() as u64;
-    c.file.write_all_at(&c.buf, at).at("write", path)?;
-    c.buf.clear();
+    let at = c.end - c.queued;
+    c.file.seek(SeekFrom::Start(at)).at("write", path)?;
+    // IOV_MAX is 1024 on Linux.
+    for chunk in c.queue.chunks(340) {
+        let mut slices: Vec<IoSlice<'_>> = chunk
+            .iter()
+            .flat_map(|r| {
+                [
+                    IoSlice::new(&r.head),
+                    IoSlice::new(&r.payload),
+                    IoSlice::new(&r.tail),
+                ]
+            })
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match c.file.write_vectored(rest) {
+                Ok(0) => {
+                    return Err(Error::io("write", path, io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("write", path, e)),
+            }
+        }
+    }
+    c.queue.clear();
+    c.queued = 0;
     Ok(())
 }
 
@@ -1058,21 +1196,22 @@ mod tests {
     fn records_round_trip_and_reject_any_flipped_byte() {
         for raw in [Vec::new(), b"x".to_vec(), obj(49), vec![7u8; 5000]] {
             let h = Hash::of_bytes(&raw);
-            let r = Record::encode(h, &raw);
-            assert_eq!(decode(&r.bytes, h).as_deref(), Some(&raw[..]));
-            assert_eq!(record_at(&r.bytes), Some(r.bytes.len()));
-            for i in (0..r.bytes.len()).step_by(7) {
-                let mut bad = r.bytes.clone();
+            let r = Record::encode(h, raw.clone());
+            let bytes = r.to_bytes();
+            assert_eq!(decode(&bytes, h).as_deref(), Some(&raw[..]));
+            assert_eq!(record_at(&bytes), Some(bytes.len()));
+            for i in (0..bytes.len()).step_by(7) {
+                let mut bad = bytes.clone();
                 bad[i] ^= 0x20;
                 assert!(decode(&bad, h).is_none(), "flipped byte {i} accepted");
             }
         }
         let long = vec![7u8; 5000];
-        let r = Record::encode(Hash::of_bytes(&long), &long);
+        let r = Record::encode(Hash::of_bytes(&long), long);
         assert_eq!(r.codec, CODEC_ZSTD, "a compressible object is compressed");
         let mut rng = fastrand::Rng::with_seed(7);
         let noise: Vec<u8> = (0..5000).map(|_| rng.u8(..)).collect();
-        let r = Record::encode(Hash::of_bytes(&noise), &noise);
+        let r = Record::encode(Hash::of_bytes(&noise), noise);
         assert_eq!(r.codec, CODEC_RAW, "noise is stored raw");
     }
 
@@ -1085,16 +1224,17 @@ mod tests {
         {
             let mut w = PackWriter::open(&packs, wait).unwrap();
             for i in 0..60 {
-                assert!(w.add(&Record::encode(h(i), &obj(i))).unwrap());
+                assert!(w.add(Record::encode(h(i), obj(i))).unwrap());
             }
-            assert!(!w.add(&Record::encode(h(0), &obj(0))).unwrap());
+            assert!(!w.add(Record::encode(h(0), obj(0))).unwrap());
             assert_eq!(w.commit().unwrap(), 60);
             // A batch that never commits (the process dies).
             for i in 60..100 {
-                w.add(&Record::encode(h(i), &obj(i))).unwrap();
+                w.add(Record::encode(h(i), obj(i))).unwrap();
             }
             let c = w.current.as_mut().unwrap();
-            flush(c, &packs.pack_path(c.id)).unwrap();
+            let path = packs.pack_path(c.id);
+            flush(c, &path).unwrap();
             // Dropped uncommitted, as by a killed process.
             drop(w);
         }
@@ -1111,7 +1251,7 @@ mod tests {
         let cut = fs::metadata(&path).unwrap().len();
         assert!(cut < torn, "the uncommitted tail is cut off");
         for i in 60..100 {
-            w.add(&Record::encode(h(i), &obj(i))).unwrap();
+            w.add(Record::encode(h(i), obj(i))).unwrap();
         }
         w.commit().unwrap();
         drop(w);
@@ -1140,7 +1280,7 @@ mod tests {
         let hashes: Vec<Hash> = (0..200).map(|i| Hash::of_bytes(&obj(i))).collect();
         let mut w = PackWriter::open(&packs, wait).unwrap();
         for (i, h) in hashes.iter().enumerate() {
-            w.add(&Record::encode(*h, &obj(i))).unwrap();
+            w.add(Record::encode(*h, obj(i))).unwrap();
         }
         w.commit().unwrap();
         drop(w);

@@ -17,6 +17,7 @@ mod zip;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Duration;
 
@@ -367,14 +368,25 @@ impl<R: Read> Read for Checked<R> {
     }
 }
 
-/// Decodes and checks an entry of a batch.
-fn decode(p: &Pending) -> Result<Vec<u8>, EntryError> {
+/// Decodes and checks an entry of a batch; a stored entry's bytes are
+/// checked where they are, not copied.
+fn decode(p: &mut Pending) -> Result<Vec<u8>, EntryError> {
+    if p.codec == Codec::Stored {
+        let mut sink = io::sink();
+        let mut body: &[u8] = &p.bytes;
+        io::copy(&mut Checked::new(&mut body, p.size, p.crc), &mut sink)
+            .map_err(|e| read_error(&p.path, e))?;
+        return Ok(std::mem::take(&mut p.bytes));
+    }
     let mut out = Vec::with_capacity(p.size as usize);
-    let mut body: &[u8] = &p.bytes;
-    let mut checked = Checked::new(decoder(p.codec, &mut body)?, p.size, p.crc);
-    checked
-        .read_to_end(&mut out)
-        .map_err(|e| read_error(&p.path, e))?;
+    {
+        let mut body: &[u8] = &p.bytes;
+        let mut checked = Checked::new(decoder(p.codec, &mut body)?, p.size, p.crc);
+        checked
+            .read_to_end(&mut out)
+            .map_err(|e| read_error(&p.path, e))?;
+    }
+    p.bytes = Vec::new();
     Ok(out)
 }
 
@@ -452,10 +464,11 @@ pub fn import(cache: &Cache, input: Input<'_>, opts: &Options) -> Result<Importe
         _ => None,
     };
     let (tx, rx) = sync_channel::<Batch>(0);
+    let (records_tx, records_rx) = sync_channel::<Vec<Record>>(0);
     let mut importer = Importer {
         cache,
         opts,
-        writer: None,
+        records: Some(records_tx),
         packed: match opts.mode {
             Mode::Packed => Some(true),
             Mode::Loose => Some(false),
@@ -463,7 +476,8 @@ pub fn import(cache: &Cache, input: Input<'_>, opts: &Options) -> Result<Importe
         },
         entries: Vec::new(),
         dirs: Vec::new(),
-        stored: 0,
+        stored: AtomicUsize::new(0),
+        loose_possible: cache.has_loose_objects(),
     };
     let result = std::thread::scope(|s| {
         let reader = s.spawn(|| {
@@ -498,6 +512,26 @@ pub fn import(cache: &Cache, input: Input<'_>, opts: &Options) -> Result<Importe
             };
             read.and_then(|()| sink.send())
         });
+        // The pack writer appends the records in archive order, on a
+        // thread of its own, while the next batch is decoded.
+        let writer = s.spawn(move || -> Result<usize> {
+            let mut w: Option<PackWriter<'_>> = None;
+            let mut stored = 0;
+            for records in records_rx.iter() {
+                let w = match &mut w {
+                    Some(w) => w,
+                    None => w.insert(PackWriter::open(cache.packs(), opts.wait)?),
+                };
+                for r in records {
+                    stored += usize::from(w.add(r)?);
+                }
+                w.commit_if_due()?;
+            }
+            if let Some(mut w) = w {
+                w.commit()?;
+            }
+            Ok(stored)
+        });
         let mut failed = None;
         for batch in rx.iter() {
             if let Err(e) = importer.take(batch) {
@@ -506,10 +540,23 @@ pub fn import(cache: &Cache, input: Input<'_>, opts: &Options) -> Result<Importe
             }
         }
         drop(rx);
-        let read = reader.join().unwrap_or_else(|_| Err(EntryError::Stopped));
+        // Closing the channel ends the writer, which commits what it has.
+        importer.records = None;
+        let read = reader.join().unwrap_or(Err(EntryError::Stopped));
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(Error::io(
+                "write",
+                cache.packs().dir(),
+                io::Error::other("the pack writer stopped"),
+            ))
+        });
+        let packed_stored = match written {
+            Ok(n) => n,
+            Err(e) => return Err(EntryError::Bale(e)),
+        };
+        importer.stored.fetch_add(packed_stored, Ordering::Relaxed);
         match (failed, read) {
-            (Some(e), _) => Err(e),
-            (None, Err(e)) => Err(e),
+            (Some(EntryError::Stopped), Err(e)) | (Some(e), _) | (None, Err(e)) => Err(e),
             (None, Ok(())) => Ok(()),
         }
     });
@@ -530,15 +577,23 @@ fn not_an_archive(p: &Path) -> Error {
 struct Importer<'a> {
     cache: &'a Cache,
     opts: &'a Options,
-    writer: Option<PackWriter<'a>>,
+    /// To the pack writer's thread; `None` once closed.
+    records: Option<SyncSender<Vec<Record>>>,
     /// Whether small entries go to packs (`None`: not decided yet).
     packed: Option<bool>,
     entries: Vec<ManifestEntry>,
     dirs: Vec<String>,
-    stored: usize,
+    /// Objects new to the cache.
+    stored: AtomicUsize,
+    /// Whether the cache has loose objects at all (else a small entry
+    /// cannot be loose already, and no stat is made to find out).
+    loose_possible: bool,
 }
 
-impl<'a> Importer<'a> {
+impl Importer<'_> {
+    /// Decodes, checks and hashes a batch's entries in parallel; stores the
+    /// large ones (or all, when loose) as loose objects on the way, and
+    /// hands the small ones, encoded as records, to the pack writer.
     fn take(&mut self, batch: Batch) -> Result<(), EntryError> {
         let threshold = self.opts.threshold;
         let small = |size: u64| size < threshold;
@@ -553,65 +608,46 @@ impl<'a> Importer<'a> {
         });
         self.entries.extend(batch.done);
         self.dirs.extend(batch.dirs);
-        let decoded: Vec<(Vec<u8>, Hash)> = batch
+        let (cache, loose_possible, stored) = (self.cache, self.loose_possible, &self.stored);
+        let done: Vec<(ManifestEntry, Option<Record>)> = batch
             .entries
-            .par_iter()
-            .map(|p| {
-                let bytes = decode(p)?;
+            .into_par_iter()
+            .map(|mut p| {
+                let bytes = decode(&mut p)?;
                 let hash = Hash::of_bytes(&bytes);
-                Ok((bytes, hash))
+                let entry = ManifestEntry {
+                    path: p.path,
+                    hash,
+                    size: p.size,
+                    executable: p.executable,
+                };
+                if packed && small(p.size) {
+                    if loose_possible && cache.is_loose(hash) {
+                        return Ok((entry, None));
+                    }
+                    return Ok((entry, Some(Record::encode(hash, bytes))));
+                }
+                if cache.store_new(&bytes, hash)? {
+                    stored.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok((entry, None))
             })
             .collect::<Result<_, EntryError>>()?;
-        let mut to_pack = Vec::new();
-        let mut to_store = Vec::new();
-        for (p, (bytes, hash)) in batch.entries.into_iter().zip(decoded) {
-            self.entries.push(ManifestEntry {
-                path: p.path,
-                hash,
-                size: p.size,
-                executable: p.executable,
-            });
-            if packed && small(p.size) {
-                to_pack.push((bytes, hash));
-            } else {
-                to_store.push((bytes, hash));
-            }
+        let mut records = Vec::new();
+        for (entry, record) in done {
+            self.entries.push(entry);
+            records.extend(record);
         }
-        if !to_pack.is_empty() {
-            if self.writer.is_none() {
-                self.writer = Some(PackWriter::open(self.cache.packs(), self.opts.wait)?);
-            }
-            let Some(w) = self.writer.as_mut() else {
+        if !records.is_empty() {
+            let sent = self.records.as_ref().map(|tx| tx.send(records));
+            if !matches!(sent, Some(Ok(()))) {
                 return Err(EntryError::Stopped);
-            };
-            let mut new = Vec::with_capacity(to_pack.len());
-            for (bytes, hash) in to_pack {
-                if !w.has(hash)? && !self.cache.is_loose(hash) {
-                    new.push((bytes, hash));
-                }
             }
-            let records: Vec<Record> = new
-                .par_iter()
-                .map(|(bytes, hash)| Record::encode(*hash, bytes))
-                .collect();
-            drop(new);
-            for r in &records {
-                if w.add(r)? {
-                    self.stored += 1;
-                }
-            }
-            w.commit()?;
         }
-        let fresh = to_store
-            .par_iter()
-            .map(|(bytes, hash)| self.cache.store_new(bytes, *hash))
-            .collect::<Result<Vec<bool>>>()?;
-        self.stored += fresh.into_iter().filter(|&f| f).count();
         Ok(())
     }
 
     fn finish(self, format: Format, archive: &Path) -> Result<Imported> {
-        drop(self.writer);
         let bad = |reason: String| Error::BadArchive {
             archive: archive.to_path_buf(),
             entry: None,
@@ -635,7 +671,7 @@ impl<'a> Importer<'a> {
             hash,
             size,
             packed: self.packed.unwrap_or(false),
-            stored: self.stored,
+            stored: self.stored.into_inner(),
         })
     }
 }

@@ -64,13 +64,13 @@ pub fn pack_loose(repo: &Repo, dry_run: bool, quiet: bool, wait: Duration) -> Re
     for chunk in todo.chunks(BATCH) {
         let records: Vec<Result<Option<Record>>> = chunk
             .par_iter()
-            .map(|&(h, _)| Ok(repo.cache.read_loose(h)?.map(|b| Record::encode(h, &b))))
+            .map(|&(h, _)| Ok(repo.cache.read_loose(h)?.map(|b| Record::encode(h, b))))
             .collect();
         let mut done = Vec::with_capacity(chunk.len());
         for (r, &(h, size)) in records.into_iter().zip(chunk) {
             match r? {
                 Some(rec) => {
-                    w.add(&rec)?;
+                    w.add(rec)?;
                     done.push(h);
                     out.bytes += size;
                 }
