@@ -3,7 +3,8 @@
 //! and added (pointer, manifest, `.gitignore`, checkout, snapshot); zip
 //! (stored, deflate), tar, tar.gz and tar.zst recognised by their bytes, and
 //! a tar on stdin; packed or loose storage of small entries; bad input
-//! refused with an error naming the entry and nothing left behind.
+//! refused with an error naming the entry and nothing left behind; and
+//! imports and garbage collections killed at random moments.
 //!
 //! Every archive is built here, at test time, with the `zip` and `tar`
 //! crates. Corruptions are made by patching the bytes of a valid archive.
@@ -16,6 +17,8 @@ use std::io::{Cursor, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use common::{
     Expect, Repo, Run, assert_linked_as, assert_out_files, bale_in, command_in, expected_tree,
@@ -1736,4 +1739,198 @@ fn a_bad_entry_after_committed_batches_leaves_no_pointer_and_its_batches_are_reu
             repo.bale(&["fsck"]).ok();
         }
     }
+}
+
+// ------------------------------------------------------------ crashes
+
+/// Runs `bale args` at the root, killing it (SIGKILL) after `delay` unless
+/// it ended first; `code` is `None` when it was killed.
+fn run_killed_after(repo: &Repo, args: &[&str], delay: Duration) -> Run {
+    let mut child = command_in(&repo.root, args).spawn().expect("spawn bale");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() >= delay {
+            let _ = child.kill();
+            break;
+        }
+        sleep(Duration::from_millis(1));
+    }
+    wait(child, args)
+}
+
+/// Rounds of `bale import` of 3000 small files, in batches of 50, each
+/// killed (SIGKILL) after a random delay and run again, in one repository
+/// until a run gets to the end; then that repository is checked and the
+/// next rounds start in a new one.
+#[test]
+#[ignore = "slow: crash loop"]
+fn an_import_killed_at_random_moments_completes_when_run_again() {
+    let files = many_small(3000, 41);
+    let bytes = tar_of(&items_of(&files), true);
+    let setup = || {
+        let repo = repo_with("copy");
+        repo.bale(&["config", "import.batch_entries", "50"]).ok();
+        let archive = put(&repo, "data.tar", &bytes);
+        (repo, archive)
+    };
+
+    // How long a whole import takes, and what it records.
+    let (reference, archive) = setup();
+    let started = Instant::now();
+    let run = import(&reference, &[&archive, "data"], "the reference import");
+    let took = started.elapsed();
+    assert_says(&run, "packs", "the reference import");
+    let reference_hash = reference.pointer_hash("data.bale");
+    let reference_packs = pack_bytes(&reference);
+
+    // What a repository must be once an import got to the end, however
+    // many kills came before.
+    let check = |repo: &Repo, kills: usize| {
+        let how = format!("the import that ended after {kills} killed ones");
+        let fsck = repo.bale(&["fsck"]);
+        assert_eq!(fsck.code, Some(0), "{how}: fsck:\n{fsck}");
+        assert_eq!(
+            repo.pointer_hash("data.bale"),
+            reference_hash,
+            "{how}: another manifest than an import without kills"
+        );
+        assert_imported(repo, "data", &files, &how);
+        // Each object is stored once: a killed run loses at most its
+        // uncommitted batch, and the run after it reuses what was committed.
+        assert!(
+            pack_bytes(repo) <= 2 * reference_packs,
+            "{how}: the packs hold {} bytes, {reference_packs} without kills",
+            pack_bytes(repo)
+        );
+        fs::remove_dir_all(repo.path("data")).unwrap();
+        repo.bale(&["checkout"]).ok();
+        assert_eq!(
+            repo.tree("data"),
+            expected_tree(&files),
+            "{how}: checkout after rm -rf data"
+        );
+    };
+
+    let mut rng = fastrand::Rng::with_seed(0xba1e_0001);
+    let (mut killed, mut ended) = (0, 0);
+    let mut current: Option<(Repo, String, usize)> = None;
+    for round in 0..30 {
+        let (repo, archive, kills) = current.get_or_insert_with(|| {
+            let (r, a) = setup();
+            (r, a, 0)
+        });
+        let args = ["import", archive.as_str(), "data", "--force"];
+        let delay = took.mul_f64(rng.f64() * 1.2);
+        let run = run_killed_after(repo, &args, delay);
+        match run.code {
+            None => {
+                killed += 1;
+                *kills += 1;
+                if round % 2 == 1 {
+                    let fsck = repo.bale(&["fsck"]);
+                    assert_eq!(
+                        fsck.code,
+                        Some(0),
+                        "round {round}: fsck after an import killed after {delay:?}:\n{fsck}"
+                    );
+                }
+            }
+            Some(0) => {
+                ended += 1;
+                check(repo, *kills);
+                current = None;
+            }
+            Some(_) => panic!("round {round}: the import failed instead of being killed:\n{run}"),
+        }
+    }
+    if let Some((repo, archive, kills)) = current {
+        import(&repo, &[&archive, "data", "--force"], "the last import");
+        check(&repo, kills);
+    }
+    assert!(
+        killed >= 5,
+        "only {killed} of 30 imports were killed ({ended} ended): the test tested little"
+    );
+}
+
+/// A packed import of which 90% is dropped, then rounds of: another packed
+/// import that is dropped at once, and a `gc` killed at a random moment
+/// (each round's gc meets whatever the killed one before it left).
+#[test]
+#[ignore = "slow: crash loop"]
+fn a_gc_killed_at_random_moments_leaves_a_sound_cache_and_the_live_files() {
+    let files = many_small(1000, 42);
+    let repo = repo_with("copy");
+    let archive = put(&repo, "data.tar", &tar_of(&items_of(&files), true));
+    import(&repo, &[&archive, "data", "--packed"], "the first import");
+    let live: Vec<Expect> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 10 == 0)
+        .map(|(_, f)| f.clone())
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        if i % 10 != 0 {
+            fs::remove_file(repo.path(&format!("data/{}", f.rel))).unwrap();
+        }
+    }
+    repo.bale(&["commit"]).ok();
+    let live_bytes: u64 = live.iter().map(|f| f.content.len() as u64).sum();
+
+    let args = ["gc", "--force"];
+    let mut rng = fastrand::Rng::with_seed(0xba1e_0002);
+    let mut took = Duration::ZERO;
+    let mut killed = 0;
+    for round in 0..20u64 {
+        let junk = many_small(300, 100 + round);
+        let junk_archive = put(&repo, "junk.tar", &tar_of(&items_of(&junk), false));
+        import(
+            &repo,
+            &[&junk_archive, "junk", "--packed", "--force"],
+            "junk",
+        );
+        fs::remove_file(repo.path("junk.bale")).unwrap();
+        fs::remove_dir_all(repo.path("junk")).unwrap();
+        if round == 0 {
+            // The first gc runs to the end: its time bounds the delays.
+            let started = Instant::now();
+            let gc = repo.bale(&args);
+            took = started.elapsed().max(Duration::from_millis(2));
+            assert_eq!(gc.code, Some(0), "the first gc:\n{gc}");
+            continue;
+        }
+        let delay = took.mul_f64(rng.f64() * 1.2);
+        let run = run_killed_after(&repo, &args, delay);
+        match run.code {
+            None => killed += 1,
+            Some(0) => {}
+            Some(_) => panic!("round {round}: gc failed instead of being killed:\n{run}"),
+        }
+        if round % 2 == 1 {
+            let fsck = repo.bale(&["fsck"]);
+            assert_eq!(
+                fsck.code,
+                Some(0),
+                "round {round}: fsck after a gc killed after {delay:?}:\n{fsck}"
+            );
+        }
+    }
+    assert!(killed >= 5, "only {killed} of 19 gc runs were killed");
+
+    let gc = repo.bale(&args);
+    assert_eq!(gc.code, Some(0), "the gc after the kills:\n{gc}");
+    repo.bale(&["fsck"]).ok();
+    assert!(
+        pack_bytes(&repo) < 3 * live_bytes + 64 * 1024,
+        "after gc the packs hold {} bytes for {live_bytes} bytes of live content",
+        pack_bytes(&repo)
+    );
+    fs::remove_dir_all(repo.path("data")).unwrap();
+    repo.bale(&["checkout"]).ok();
+    assert_eq!(
+        repo.tree("data"),
+        expected_tree(&live),
+        "the live files after the killed gcs"
+    );
+    assert_eq!(repo.bale(&["status"]).ok().stdout, "data: unchanged\n");
 }
