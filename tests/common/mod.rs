@@ -629,3 +629,230 @@ pub fn assert_linked_as(repo: &Repo, rel: &str, content: &[u8], t: &str, executa
         obj.display()
     );
 }
+
+// ------------------------------------------------- packs, archives, imports
+
+/// A file expected in a tracked folder: its path relative to the out, its
+/// content, and whether it is executable.
+#[derive(Clone, Debug)]
+pub struct Expect {
+    pub rel: String,
+    pub content: Vec<u8>,
+    pub exec: bool,
+}
+
+impl Expect {
+    pub fn new(rel: &str, content: impl AsRef<[u8]>, exec: bool) -> Expect {
+        Expect {
+            rel: rel.to_owned(),
+            content: content.as_ref().to_vec(),
+            exec,
+        }
+    }
+}
+
+/// Content that does not repeat and does not compress, different for every
+/// `seed`.
+pub fn noise_seeded(seed: u64, len: usize) -> Vec<u8> {
+    let mut x: u64 = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03;
+    if x == 0 {
+        x = 1;
+    }
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `n` small files of distinct, incompressible content (64 to ~2 KiB) in 20
+/// folders, one in 97 executable; `seed` makes the content differ between
+/// sets.
+pub fn many_small(n: usize, seed: u64) -> Vec<Expect> {
+    (0..n)
+        .map(|i| {
+            let len = 64 + (i * 37) % 2000;
+            Expect {
+                rel: format!("d{:02}/f{i:05}", i % 20),
+                content: noise_seeded(seed.wrapping_mul(1_000_003).wrapping_add(i as u64), len),
+                exec: i % 97 == 3,
+            }
+        })
+        .collect()
+}
+
+/// Writes `files` under `dir` (0644, or 0755 when executable).
+pub fn write_expected(dir: &Path, files: &[Expect]) {
+    for f in files {
+        write_file(
+            &dir.join(&f.rel),
+            &f.content,
+            if f.exec { 0o755 } else { 0o644 },
+        );
+    }
+}
+
+/// `tree()` of `files` as a copy checkout of them must look.
+pub fn expected_tree(files: &[Expect]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("expected");
+    fs::create_dir(&dir).unwrap();
+    write_expected(&dir, files);
+    tree(&dir)
+}
+
+/// Asserts that the folder `out` (relative to the root) holds exactly
+/// `files`, whatever the link type: the same set of paths (files and
+/// symlinks; folders implied), each with its content (read through a
+/// symlink) and executable bit.
+#[track_caller]
+pub fn assert_out_files(repo: &Repo, out: &str, files: &[Expect], when: &str) {
+    let root = repo.path(out);
+    let mut found = std::collections::BTreeSet::new();
+    let mut stack = vec![(root.clone(), String::new())];
+    while let Some((d, rel)) = stack.pop() {
+        let rd = fs::read_dir(&d).unwrap_or_else(|e| panic!("{when}: read {}: {e}", d.display()));
+        for e in rd {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if e.file_type().unwrap().is_dir() {
+                stack.push((e.path(), rel));
+            } else {
+                found.insert(rel);
+            }
+        }
+    }
+    let want: std::collections::BTreeSet<String> = files.iter().map(|f| f.rel.clone()).collect();
+    let missing: Vec<&String> = want.difference(&found).collect();
+    let extra: Vec<&String> = found.difference(&want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{when}: {out} does not hold the expected files: missing {missing:?}, unexpected {extra:?}"
+    );
+    for f in files {
+        let p = root.join(&f.rel);
+        let content = fs::read(&p).unwrap_or_else(|e| panic!("{when}: read {out}/{}: {e}", f.rel));
+        assert!(
+            content == f.content,
+            "{when}: {out}/{} has the wrong content ({} bytes, xxh3 {}; expected {} bytes, xxh3 {})",
+            f.rel,
+            content.len(),
+            hash_hex(&content),
+            f.content.len(),
+            hash_hex(&f.content)
+        );
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!(
+            m.mode() & 0o111 != 0,
+            f.exec,
+            "{when}: {out}/{}: executable bit (mode {:o})",
+            f.rel,
+            m.mode() & 0o7777
+        );
+    }
+}
+
+/// The `<cache>/packs` folder.
+pub fn packs_dir(repo: &Repo) -> PathBuf {
+    repo.path(".bale/cache/packs")
+}
+
+/// The `*.pack` files of the cache, sorted (none when there is no packs
+/// folder).
+pub fn pack_files(repo: &Repo) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(packs_dir(repo)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = rd
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension() == Some(OsStr::new("pack")))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The total size of the pack files.
+pub fn pack_bytes(repo: &Repo) -> u64 {
+    pack_files(repo).iter().map(|p| meta(p).len()).sum()
+}
+
+/// Whether some pack file holds the bytes `needle`.
+pub fn packs_contain(repo: &Repo, needle: &[u8]) -> bool {
+    assert!(needle.len() >= 16, "too short a needle to be meaningful");
+    pack_files(repo).iter().any(|p| {
+        let bytes = fs::read(p).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+/// The loose cache objects (as `Repo::objects` names them) whose content
+/// is a manifest.
+pub fn manifest_objects(repo: &Repo) -> Vec<String> {
+    repo.objects()
+        .into_iter()
+        .filter(|o| {
+            let f = fs::File::open(repo.path(".bale/cache").join(o)).unwrap();
+            let mut head = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, 16), &mut head).unwrap();
+            head == b"bale-manifest 1\n"
+        })
+        .collect()
+}
+
+/// Whether `content` is stored as a loose object.
+pub fn is_loose(repo: &Repo, content: &[u8]) -> bool {
+    repo.object_for(content).is_file()
+}
+
+/// The `hash` of the snapshot that `.bale/state.db` holds for the out `out`
+/// (its path relative to the root), as 32 hex digits.
+pub fn snapshot_hash(repo: &Repo, out: &str) -> Option<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        repo.path(".bale/state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .ok()?;
+    let hash: Vec<u8> = conn
+        .query_row("SELECT hash FROM snapshots WHERE out = ?1", [out], |r| {
+            r.get(0)
+        })
+        .ok()?;
+    Some(hash.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Rewrites bytes of a file in place (same inode), even a read-only one,
+/// and puts its mode back.
+pub fn patch_in_place(p: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let before = mode(p);
+    fs::set_permissions(p, fs::Permissions::from_mode(before | 0o200)).unwrap();
+    let f = fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+    f.sync_all().unwrap();
+    fs::set_permissions(p, fs::Permissions::from_mode(before)).unwrap();
+}
+
+/// Appends bytes to a file, even a read-only one, and puts its mode back.
+pub fn append_to(p: &Path, bytes: &[u8]) {
+    use std::io::Write as _;
+    let before = mode(p);
+    fs::set_permissions(p, fs::Permissions::from_mode(before | 0o200)).unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(p).unwrap();
+    f.write_all(bytes).unwrap();
+    f.sync_all().unwrap();
+    fs::set_permissions(p, fs::Permissions::from_mode(before)).unwrap();
+}
+
+/// Whether `text` holds `word` as a whole word.
+pub fn has_word(text: &str, word: &str) -> bool {
+    text.split(|c: char| !c.is_alphanumeric() && c != '-' && c != '_')
+        .any(|w| w == word)
+}
