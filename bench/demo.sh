@@ -22,6 +22,15 @@ for i in range(2000):
         f.write(rng.randbytes(rng.randint(1024, 8192)))
 PY
 echo "sample dataset: 2000 files in $demo/data"
+echo "and the same files as a zip archive, shards.zip, to import without unpacking..."
+python3 - <<'PY'
+import os, zipfile
+with zipfile.ZipFile("shards.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    for root, _, files in sorted(os.walk("data")):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            z.write(path, os.path.relpath(path, "data"))
+PY
 
 step bale init
 step bale config cache.type hardlink
@@ -36,5 +45,9 @@ step rm data/part00/new-file.txt
 step bale checkout
 step bale status
 step bale checkout
+step bale config cache.type copy
+step bale import shards.zip
+step bale status shards
+step bale fsck
 echo
 echo "the demo repository stays in $demo"

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::paths;
 
-const HEADER: &str = "bale-manifest 1\n";
+/// The first line of every manifest.
+pub const HEADER: &str = "bale-manifest 1\n";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestEntry {

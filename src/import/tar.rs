@@ -52,6 +52,13 @@ pub fn read(input: impl Read, sink: &mut Sink<'_>) -> Result<(), EntryError> {
             &mut entry,
         )?;
     }
+    // Read the stream to its end: a gzip or zstd checksum comes after the
+    // tar's last block, and damage it reveals is damage to the entries.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).map_err(|e| {
+        EntryError::archive(format!(
+            "the compressed stream fails its checksum, so the entries read are not to be trusted: {e}"
+        ))
+    })?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use crate::cache::pack::{PackWriter, Record};
 use crate::error::Result;
 use crate::fsutil::LinkType;
 use crate::hash::Hash;
+use crate::manifest;
 use crate::progress::Bar;
 use crate::repo::Repo;
 
@@ -23,6 +24,14 @@ pub struct Packed {
     pub linked: usize,
     /// Loose objects found corrupt (set aside, not packed).
     pub corrupt: Vec<Hash>,
+}
+
+/// What packing a loose object comes to.
+enum Skip {
+    No(Record),
+    Manifest,
+    /// Missing or corrupt (set aside).
+    Gone,
 }
 
 /// Objects per committed batch.
@@ -62,20 +71,27 @@ pub fn pack_loose(repo: &Repo, dry_run: bool, quiet: bool, wait: Duration) -> Re
     let bar = Bar::new(todo.len() as u64, "packing", quiet || todo.len() < 1000);
     let mut w = PackWriter::open(repo.cache.packs(), wait)?;
     for chunk in todo.chunks(BATCH) {
-        let records: Vec<Result<Option<Record>>> = chunk
+        let records: Vec<Result<Skip>> = chunk
             .par_iter()
-            .map(|&(h, _)| Ok(repo.cache.read_loose(h)?.map(|b| Record::encode(h, b))))
+            .map(|&(h, _)| match repo.cache.read_loose(h)? {
+                // Manifests stay loose: they are few, and every changed
+                // checkout, status and gc reads them.
+                Some(b) if b.starts_with(manifest::HEADER.as_bytes()) => Ok(Skip::Manifest),
+                Some(b) => Ok(Skip::No(Record::encode(h, b))),
+                None => Ok(Skip::Gone),
+            })
             .collect();
         let mut done = Vec::with_capacity(chunk.len());
         for (r, &(h, size)) in records.into_iter().zip(chunk) {
             match r? {
-                Some(rec) => {
+                Skip::No(rec) => {
                     w.add(rec)?;
                     done.push(h);
                     out.bytes += size;
                 }
-                None if !repo.cache.is_loose(h) => out.corrupt.push(h),
-                None => {}
+                Skip::Manifest => {}
+                Skip::Gone if !repo.cache.is_loose(h) => out.corrupt.push(h),
+                Skip::Gone => {}
             }
         }
         w.commit()?;
