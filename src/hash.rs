@@ -124,6 +124,38 @@ pub fn copy_hashing(
     Ok((Hash(hasher.digest128()), total))
 }
 
+/// A writer that hashes everything written through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Xxh3,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Xxh3::new(),
+        }
+    }
+
+    /// The hash of what was written, and the inner writer.
+    pub fn finish(self) -> (Hash, W) {
+        (Hash(self.hasher.digest128()), self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Runs `f` with this thread's reusable read buffer.
 pub fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     thread_local! {

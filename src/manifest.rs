@@ -61,26 +61,39 @@ impl Manifest {
         &self.entries
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = String::with_capacity(HEADER.len() + self.entries.len() * 64);
-        out.push_str(HEADER);
+    /// Writes the canonical encoding to `w`, a line at a time (a manifest
+    /// of 10^6 files is never held twice in memory).
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        use std::fmt::Write;
+        w.write_all(HEADER.as_bytes())?;
+        let mut line = String::with_capacity(128);
         for e in &self.entries {
-            use std::fmt::Write;
+            line.clear();
             let _ = write!(
-                out,
+                line,
                 "{} {} {} ",
                 e.hash,
                 e.size,
                 if e.executable { 'x' } else { '-' }
             );
-            escape_into(&e.path, &mut out);
-            out.push('\n');
+            escape_into(&e.path, &mut line);
+            line.push('\n');
+            w.write_all(line.as_bytes())?;
         }
-        out.into_bytes()
+        Ok(())
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER.len() + self.entries.len() * 64);
+        // Writing to a Vec cannot fail.
+        let _ = self.write_to(&mut out);
+        out
     }
 
     pub fn hash(&self) -> Hash {
-        Hash::of_bytes(&self.encode())
+        let mut w = crate::hash::HashingWriter::new(std::io::sink());
+        let _ = self.write_to(&mut w);
+        w.finish().0
     }
 
     /// Parses and validates a manifest: every path safe, strictly sorted

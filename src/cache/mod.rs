@@ -298,15 +298,18 @@ impl Cache {
         self.publish(tmp, hash)
     }
 
-    /// Stores `bytes` (a manifest) and returns their hash.
-    pub fn store_bytes(&self, bytes: &[u8]) -> Result<Hash> {
-        let hash = Hash::of_bytes(bytes);
-        if self.contains(hash) {
-            return Ok(hash);
+    /// Stores a manifest, encoded straight into its temp file, and returns
+    /// its hash.
+    pub fn store_manifest(&self, m: &Manifest) -> Result<Hash> {
+        let tmp = self.create_temp()?;
+        let mut w = hash::HashingWriter::new(io::BufWriter::with_capacity(1 << 20, tmp.as_file()));
+        m.write_to(&mut w)
+            .and_then(|()| w.flush())
+            .at("write", tmp.path())?;
+        let (hash, _) = w.finish();
+        if !self.contains(hash) {
+            self.publish(tmp, hash)?;
         }
-        let mut tmp = self.create_temp()?;
-        tmp.write_all(bytes).at("write", tmp.path())?;
-        self.publish(tmp, hash)?;
         Ok(hash)
     }
 
@@ -726,7 +729,8 @@ mod tests {
     fn a_corrupt_object_is_reported_and_set_aside() {
         let t = tempfile::tempdir().unwrap();
         let cache = Cache::new(t.path().join("cache"));
-        let h = cache.store_bytes(b"bale-manifest 1\n").unwrap();
+        let h = Hash::of_bytes(b"bale-manifest 1\n");
+        cache.store_new(b"bale-manifest 1\n", h).unwrap();
         assert!(cache.read_manifest(h, Path::new("d")).is_ok());
         let obj = cache.loose_path(h);
         fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();

@@ -664,7 +664,7 @@ impl Importer<'_> {
                 )));
             }
         }
-        let hash = self.cache.store_bytes(&manifest.encode())?;
+        let hash = self.cache.store_manifest(&manifest)?;
         Ok(Imported {
             format,
             manifest,

@@ -207,7 +207,7 @@ pub fn record(
         Manifest::single_file(e.hash, e.size, e.executable)
     };
     let (hash, executable) = if is_dir {
-        (cache.store_bytes(&manifest.encode())?, false)
+        (cache.store_manifest(&manifest)?, false)
     } else {
         let e = &manifest.entries()[0];
         (e.hash, e.executable)
