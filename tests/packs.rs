@@ -446,3 +446,31 @@ fn gc_drops_packed_objects_no_pointer_references() {
     repo.bale(&["fsck"]).ok();
     assert_checks_out(&repo, &new, "checkout after gc");
 }
+
+/// An unchanged out is skipped on its snapshot alone: a no-op checkout of
+/// packed content never opens the pack index. (A garbage index would be
+/// noticed, with a warning, by anything that opened it.)
+#[test]
+fn a_no_op_checkout_of_packed_content_never_opens_the_pack_index() {
+    let files = small_files(23);
+    let repo = added("copy", &files);
+    pack(&repo, "packing the added files");
+    fs::remove_dir_all(repo.path("data")).unwrap();
+    repo.bale(&["checkout"]).ok();
+    let index = packs_dir(&repo).join("index.db");
+    fs::write(&index, b"this is no database, and nobody reads it").unwrap();
+    let run = repo.bale(&["checkout"]).ok();
+    assert!(
+        run.stdout.contains("data: unchanged"),
+        "the out must be unchanged:\n{run}"
+    );
+    assert!(
+        warning_lines(&run).is_empty(),
+        "a no-op checkout must not touch the pack index:\n{run}"
+    );
+    assert_eq!(
+        fs::read(&index).unwrap(),
+        b"this is no database, and nobody reads it",
+        "the index was not even rebuilt"
+    );
+}
