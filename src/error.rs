@@ -118,6 +118,8 @@ pub enum Error {
         entry: Option<String>,
         reason: String,
     },
+    #[error("{count} more files of the out were not made: the disk is full")]
+    NotMade { count: usize },
     #[error("{} exists and is not the out of this archive", crate::paths::quoted(.0))]
     DestinationExists(PathBuf),
 }

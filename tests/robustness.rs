@@ -369,6 +369,41 @@ fn disk_full_while_writing_a_workspace_file_says_no_space() {
     assert_cache_sound(&repo);
 }
 
+// A full disk stops the out at the first file it refuses, said once: not
+// one error for every further file.
+#[test]
+#[ignore = "needs BALE_TEST_SMALLFS (a small file system), set by .ci/run"]
+fn disk_full_during_a_checkout_of_many_files_is_reported_once() {
+    let (_guard, base) = smallfs();
+    let repo = Repo::new_in(&base);
+    repo.cache_type("hardlink");
+    for i in 0..200 {
+        repo.write(&format!("data/f{i:03}"), noise(20_000 + i));
+    }
+    repo.bale(&["add", "-q", "data"]).ok();
+    fs::remove_dir_all(repo.path("data")).unwrap();
+    repo.cache_type("copy");
+    let filler = free_bytes(&repo.root).saturating_sub(400_000);
+    fs::write(repo.outside().join("filler"), vec![1u8; filler as usize]).unwrap();
+    let run = repo.bale(&["checkout"]);
+    fs::remove_file(repo.outside().join("filler")).unwrap();
+    assert_disk_full(&run, &["data/f"]);
+    let errors = error_lines(&run);
+    assert!(
+        errors.len() <= 3,
+        "a full disk must be reported once (and a count), not per file:\n{run}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("more files of the out were not made")),
+        "the files not made are counted:\n{run}"
+    );
+    assert_cache_sound(&repo);
+    repo.bale(&["checkout"]).ok();
+    repo.bale(&["status"]).ok();
+}
+
 // ------------------------------------------------------------- 10: messages
 
 // issue 7, defect 10

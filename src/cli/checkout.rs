@@ -10,7 +10,7 @@ use crate::out::{self, Inside};
 use crate::progress::Bar;
 use crate::workspace::link::Linker;
 
-use super::{Ctx, hint, report};
+use super::{Ctx, hint, report, report_all};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -91,7 +91,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             lines.push(co::summary(&w, args.relink));
         } else {
             failed += 1;
-            bar.suspend(|| applied.errors.iter().for_each(|e| report(e)));
+            bar.suspend(|| report_all(&applied.errors));
         }
         if ctx.verbose {
             lines.extend(applied.changes.lines());

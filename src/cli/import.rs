@@ -14,7 +14,7 @@ use crate::pointer::{self, OutKind, OutRecord};
 use crate::progress::Bar;
 use crate::workspace::link::Linker;
 
-use super::{Ctx, human_size, plural, report};
+use super::{Ctx, human_size, plural, report, report_all};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -118,7 +118,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Input::File(&archive_abs)
     };
     let imp = import::import(&repo.cache, input, &opts)?;
-    let nfiles = imp.manifest.entries().len() as u64;
+    let nfiles = imp.nfiles as u64;
     let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
     let (index, mut record) = existing.unwrap_or_else(|| {
         (
@@ -204,8 +204,12 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let applied = co::apply_out(&repo, &linker, &w, &bar);
     bar.finish();
     failed += applied.errors.len();
-    applied.errors.iter().for_each(|e| report(e));
-    ctx.say(format!("{what}; checked out as {}", linker.current()));
+    if applied.errors.is_empty() {
+        ctx.say(format!("{what}; checked out as {}", linker.current()));
+    } else {
+        ctx.say(format!("{what}; its checkout is incomplete"));
+        report_all(&applied.errors);
+    }
     if ctx.verbose {
         applied.changes.lines().for_each(|l| ctx.say(l));
     }

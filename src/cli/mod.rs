@@ -153,6 +153,19 @@ impl Ctx {
 pub struct BrokenPipe;
 
 /// Prints an error as `error:` with its causes and hint, on stderr.
+/// Reports errors of one out: the first ten, then how many more there are.
+pub fn report_all(errors: &[Error]) {
+    const SHOWN: usize = 10;
+    errors.iter().take(SHOWN).for_each(|e| report(e));
+    if errors.len() > SHOWN {
+        let _ = writeln!(
+            io::stderr(),
+            "error: ... and {} more errors like these",
+            errors.len() - SHOWN
+        );
+    }
+}
+
 pub fn report(err: &(dyn std::error::Error + 'static)) {
     let mut s = format!("error: {err}\n");
     let mut source = err.source();

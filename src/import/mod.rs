@@ -87,7 +87,9 @@ pub struct Options {
 #[derive(Debug)]
 pub struct Imported {
     pub format: Format,
-    pub manifest: Manifest,
+    /// Files in the manifest (which is stored, and dropped here: a
+    /// checkout reads it back, and two copies of 10^6 entries cost).
+    pub nfiles: usize,
     /// The manifest's hash (the out's hash).
     pub hash: Hash,
     pub size: u64,
@@ -665,9 +667,11 @@ impl Importer<'_> {
             }
         }
         let hash = self.cache.store_manifest(&manifest)?;
+        let nfiles = manifest.entries().len();
+        drop(manifest);
         Ok(Imported {
             format,
-            manifest,
+            nfiles,
             hash,
             size,
             packed: self.packed.unwrap_or(false),

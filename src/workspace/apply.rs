@@ -7,6 +7,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -142,10 +143,17 @@ pub fn apply(
             Err(e) => push(Error::io("create the folder", p, e)),
         }
     }
+    // A full disk stops the out: every further file would fail the same way.
+    let full = AtomicBool::new(false);
+    let not_made = AtomicUsize::new(0);
     let placed: Vec<Placed> = plan
         .writes
         .par_iter()
         .filter_map(|w| {
+            if full.load(Ordering::Relaxed) {
+                not_made.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
             let dest = paths::join(root, &w.path);
             let r = place(cache, linker, w, &dest);
             bar.inc(1);
@@ -155,6 +163,14 @@ pub fn apply(
                     stat,
                     link_type,
                 }),
+                Err(e @ Error::NoSpace { .. }) => {
+                    if full.swap(true, Ordering::Relaxed) {
+                        not_made.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        push(e);
+                    }
+                    None
+                }
                 Err(e) => {
                     push(e);
                     None
@@ -162,8 +178,10 @@ pub fn apply(
             }
         })
         .collect();
-    Outcome {
-        placed,
-        errors: errors.into_inner().unwrap_or_else(|p| p.into_inner()),
+    let mut errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    let not_made = not_made.into_inner();
+    if not_made > 0 {
+        errors.push(Error::NotMade { count: not_made });
     }
+    Outcome { placed, errors }
 }
