@@ -84,7 +84,7 @@ pub enum Error {
         path: PathBuf,
         cache: PathBuf,
     },
-    #[error("the cache object {hash} for {} is corrupt: its content no longer matches its name (set aside in {}/corrupt)", path.display(), cache.display())]
+    #[error("the cache object {hash} for {} is corrupt: its content no longer matches its name (it is no longer served from the cache {})", path.display(), cache.display())]
     CorruptObject {
         hash: Hash,
         path: PathBuf,

@@ -1934,3 +1934,62 @@ fn a_gc_killed_at_random_moments_leaves_a_sound_cache_and_the_live_files() {
     );
     assert_eq!(repo.bale(&["status"]).ok().stdout, "data: unchanged\n");
 }
+
+// ------------------------------------------------ found in review
+
+/// `git archive` (and GitHub's source tarballs) start with a pax global
+/// header that carries the commit id: metadata, imported as nothing.
+#[test]
+fn a_tar_with_a_pax_global_header_imports_its_files() {
+    let items = sample_items();
+    let mut b = tar::Builder::new(Vec::new());
+    let comment = b"52 comment=0123456789abcdef0123456789abcdef01234567\n";
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XGlobalHeader);
+    h.set_size(comment.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "pax_global_header", &comment[..])
+        .unwrap();
+    let plain = tar_of(&items, false);
+    // The sample's entries after the global header.
+    b.get_mut().extend_from_slice(&plain);
+    let bytes = b.into_inner().unwrap();
+    let repo = repo_with("copy");
+    let archive = put(&repo, "ga.tar", &bytes);
+    import(&repo, &[&archive, "data"], "a tar with a pax global header");
+    assert_imported(&repo, "data", &expect_of(&items), "git archive's tar");
+}
+
+/// Entries whose bytes overlap (many central directory entries naming one
+/// local header) are how a small zip inflates to gigabytes: refused.
+#[test]
+fn a_zip_whose_entries_overlap_is_refused() {
+    let items: Vec<Item> = (0..3)
+        .map(|i| item(&format!("f{i}"), vec![b'a' + i as u8; 1000], 0o644))
+        .collect();
+    let mut z = zip_of(&items, CompressionMethod::Stored, false);
+    let first = zip_record(&z, "f0");
+    let second = zip_record(&z, "f1");
+    set_le32(&mut z, second.central + 42, first.local as u32);
+    assert_refused(
+        "overlap.zip",
+        &z,
+        &["f1", "overlap"],
+        "overlapping zip entries",
+    );
+}
+
+/// An end record whose entry count disagrees with the central directory
+/// (beyond a 16-bit wrap) is damage, not a shorter archive.
+#[test]
+fn a_zip_whose_entry_count_disagrees_with_its_directory_is_refused() {
+    let items = sample_items();
+    let mut z = zip_of(&items, CompressionMethod::Stored, false);
+    let eocd = (0..=z.len() - 22)
+        .rev()
+        .find(|&i| z[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .unwrap();
+    set_le16(&mut z, eocd + 8, 1);
+    set_le16(&mut z, eocd + 10, 1);
+    assert_refused("count.zip", &z, &["count.zip"], "a wrong entry count");
+}

@@ -474,3 +474,27 @@ fn a_no_op_checkout_of_packed_content_never_opens_the_pack_index() {
         "the index was not even rebuilt"
     );
 }
+
+/// `bale pack` finds an object packed already: the loose copy goes only
+/// if the packed record reads back sound, so bit rot in a pack never costs
+/// the last good copy.
+#[test]
+fn pack_keeps_the_loose_copy_when_the_packed_one_is_corrupt() {
+    let files = small_files(31);
+    let repo = added("copy", &files);
+    pack(&repo, "packing the added files");
+    let victim = &files[10];
+    let (pack_path, at) = find_in_packs(&repo, &victim.content).expect("the record is in a pack");
+    let mut bytes = fs::read(&pack_path).unwrap();
+    bytes[at + 3] ^= 0x40;
+    fs::write(&pack_path, &bytes).unwrap();
+    // The same content, added again: a sound loose object.
+    fs::create_dir_all(repo.path("again")).unwrap();
+    fs::write(repo.path("again/x"), &victim.content).unwrap();
+    repo.bale(&["add", "-q", "again"]).ok();
+    pack(&repo, "packing again");
+    fs::remove_dir_all(repo.path("again")).unwrap();
+    let run = repo.bale(&["checkout", "again"]);
+    assert_eq!(run.code, Some(0), "the sound copy must survive:\n{run}");
+    assert_eq!(fs::read(repo.path("again/x")).unwrap(), victim.content);
+}

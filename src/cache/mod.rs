@@ -379,6 +379,8 @@ impl Cache {
     ) -> Result<(), LinkError> {
         match self.link_loose(t, hash, size, dest, executable) {
             Err(LinkError::Missing) => {}
+            // The loose copy was set aside; a packed one may be sound.
+            Err(LinkError::Corrupt) if matches!(self.packs.locate(hash), Ok(Some(_))) => {}
             other => return other,
         }
         match t {

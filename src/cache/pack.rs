@@ -74,8 +74,15 @@ CREATE TABLE IF NOT EXISTS objects (
     size   INTEGER NOT NULL,     -- raw length
     codec  INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retired (
+    id INTEGER PRIMARY KEY       -- a pack gc replaced, whose file may remain
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,      -- 'next_pack': pack ids are never reused
+    value INTEGER NOT NULL
+);
 ";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Where an object's record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -342,8 +349,8 @@ impl Packs {
     }
 
     /// Whether any pack file exists.
-    fn any_pack(&self) -> bool {
-        self.pack_ids().is_ok_and(|ids| !ids.is_empty())
+    fn any_pack(&self) -> Result<bool> {
+        Ok(!self.pack_ids()?.is_empty())
     }
 
     fn pack_ids(&self) -> Result<Vec<u32>> {
@@ -370,7 +377,7 @@ impl Packs {
         let mut index = guard(&self.index);
         if index.is_none() {
             if !self.index_path().exists() {
-                if !self.any_pack() {
+                if !self.any_pack()? {
                     return Ok(None);
                 }
                 warn(format!(
@@ -406,18 +413,25 @@ impl Packs {
     /// Opens the index (which must exist, or be made by the caller, who
     /// holds the cache lock); a damaged one is set aside and rebuilt.
     fn open_index(&self) -> Result<Connection> {
-        match open_db(&self.index_path()) {
+        match open_existing_db(&self.index_path()) {
             Ok(c) => Ok(c),
             Err(e) if is_damage(&e) => {
                 self.set_aside_index(&e)?;
-                open_db(&self.index_path()).map_err(|e| self.db_error(e))
+                open_existing_db(&self.index_path()).map_err(|e| self.db_error(e))
             }
             Err(e) => Err(self.db_error(e)),
         }
     }
 
+    /// Sets a damaged index aside and rebuilds it, under the cache lock (a
+    /// writer that holds it finishes first; its index may be sound again
+    /// by then, and is then kept).
     fn set_aside_index(&self, e: &rusqlite::Error) -> Result<()> {
+        let _lock = lock::lock(&self.lock_path, Access::Write(lock::DEFAULT_WAIT))?.0;
         let path = self.index_path();
+        if path.exists() && open_existing_db(&path).is_ok() {
+            return Ok(());
+        }
         let aside = path.with_extension("db.corrupt");
         warn(format!(
             "the pack index {} cannot be read ({e}); it was set aside as {} and is rebuilt from the packs",
@@ -426,7 +440,7 @@ impl Packs {
         ));
         let _ = fs::rename(&path, &aside);
         remove_db_side_files(&path);
-        self.rebuild_index(lock::DEFAULT_WAIT).map(|_| ())
+        self.rebuild_index_locked().map(|_| ())
     }
 
     /// Where the object `hash` is packed, if it is.
@@ -474,7 +488,7 @@ impl Packs {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.drop_entry(hash);
+                    self.drop_entry(hash, loc);
                     return Ok(Found::Missing);
                 }
                 Err(e) => return Err(Error::io("read", self.pack_path(loc.pack), e)),
@@ -483,7 +497,7 @@ impl Packs {
             match f.read_exact_at(&mut bytes, loc.offset) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    self.drop_entry(hash);
+                    self.drop_entry(hash, loc);
                     return Ok(Found::Corrupt);
                 }
                 Err(e) => return Err(Error::io("read", self.pack_path(loc.pack), e)),
@@ -491,7 +505,7 @@ impl Packs {
             return Ok(match decode(&bytes, hash) {
                 Some(raw) => Found::Bytes(raw),
                 None => {
-                    self.drop_entry(hash);
+                    self.drop_entry(hash, loc);
                     Found::Corrupt
                 }
             });
@@ -499,10 +513,19 @@ impl Packs {
         Ok(Found::Missing)
     }
 
-    /// Drops the object's row (best effort): it is corrupt, or deleted.
-    fn drop_entry(&self, hash: Hash) {
+    /// Drops the object's row if it still names `loc` (best effort, not
+    /// waiting long for a writer): the record there is corrupt or gone.
+    fn drop_entry(&self, hash: Hash, loc: Location) {
         let key = hash.to_bytes();
-        let _ = self.with_index(|c| c.execute("DELETE FROM objects WHERE hash = ?1", [&key[..]]));
+        let _ = self.with_index(|c| {
+            c.busy_timeout(Duration::from_millis(200))?;
+            let r = c.execute(
+                "DELETE FROM objects WHERE hash = ?1 AND pack = ?2 AND offset = ?3",
+                params![&key[..], loc.pack, loc.offset],
+            );
+            c.busy_timeout(Duration::from_secs(30))?;
+            r
+        });
     }
 
     /// Every packed object and its raw size.
@@ -542,13 +565,8 @@ impl Packs {
             let tx = conn.unchecked_transaction().map_err(|e| self.db_error(e))?;
             for &id in &ids {
                 let path = self.pack_path(id);
-                let committed = scan_pack(&path, |offset, bytes| {
-                    let Some(h) = Header::parse(bytes) else {
-                        return Ok(());
-                    };
-                    if decode(bytes, h.hash).is_none() {
-                        return Ok(());
-                    }
+                repair_header(&path)?;
+                let committed = scan_pack(&path, 0, |offset, _, h| {
                     objects += tx
                         .prepare_cached(
                             "INSERT OR IGNORE INTO objects (hash, pack, offset, stored, size, codec)
@@ -574,6 +592,12 @@ impl Packs {
                 )
                 .map_err(|e| self.db_error(e))?;
             }
+            let next = ids.iter().max().map_or(1, |m| m + 1);
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_pack', ?1)",
+                [next],
+            )
+            .map_err(|e| self.db_error(e))?;
             tx.commit().map_err(|e| self.db_error(e))?;
         }
         drop(conn);
@@ -597,8 +621,21 @@ fn remove_db_side_files(path: &Path) {
     }
 }
 
+/// Opens an index that must exist (a reader never makes one).
+fn open_existing_db(path: &Path) -> rusqlite::Result<Connection> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    setup_db(conn)
+}
+
 fn open_db(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+    setup_db(Connection::open(path)?)
+}
+
+fn setup_db(conn: Connection) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // A committed batch must survive a power cut: its bytes were synced
@@ -632,39 +669,84 @@ impl From<rusqlite::Error> for ScanError {
     }
 }
 
-/// Reads a pack from the start, calling `each(offset, record)` for every
-/// record whose checksum holds; a damaged stretch is skipped by looking for
-/// the next record magic. Returns where the last good record ends.
+/// Reads a pack from byte `from` (at least its header's end), calling
+/// `each(offset, record)` for every record whose checksum and hash hold;
+/// a damaged stretch is skipped by looking for the next record magic. The
+/// pack's own header is not needed: records describe themselves. Reads
+/// with `pread`, one record (and a 64 KiB search window) at a time.
+/// Returns where the last good record ends (the header's end, at least).
 fn scan_pack(
     path: &Path,
-    mut each: impl FnMut(u64, &[u8]) -> Result<(), ScanError>,
+    from: u64,
+    mut each: impl FnMut(u64, &[u8], &Header) -> Result<(), ScanError>,
 ) -> Result<u64, ScanError> {
-    let data = fs::read(path).map_err(ScanError::Io)?;
-    if data.len() < PACK_HEADER.len() || data[..8] != PACK_HEADER[..8] {
-        return Ok(0);
-    }
-    let mut at = PACK_HEADER.len();
-    let mut end = at as u64;
-    while at + RECORD_HEADER + RECORD_TRAILER <= data.len() {
-        if let Some(len) = record_at(&data[at..]) {
-            each(at as u64, &data[at..at + len])?;
-            at += len;
-            end = at as u64;
-            continue;
+    let f = File::open(path).map_err(ScanError::Io)?;
+    let len = f.metadata().map_err(ScanError::Io)?.len();
+    let mut at = from.max(PACK_HEADER.len() as u64);
+    let mut end = at;
+    let mut head = [0u8; RECORD_HEADER];
+    let mut buf = Vec::new();
+    let mut window = vec![0u8; 1 << 16];
+    while at + (RECORD_HEADER + RECORD_TRAILER) as u64 <= len {
+        f.read_exact_at(&mut head, at).map_err(ScanError::Io)?;
+        if let Some(h) = Header::parse(&head) {
+            let total = h
+                .stored
+                .checked_add((RECORD_HEADER + RECORD_TRAILER) as u64);
+            if let Some(total) = total.filter(|t| at + t <= len) {
+                buf.resize(total as usize, 0);
+                f.read_exact_at(&mut buf, at).map_err(ScanError::Io)?;
+                if decode(&buf, h.hash).is_some() {
+                    each(at, &buf, &h)?;
+                    at += total;
+                    end = at;
+                    continue;
+                }
+            }
         }
-        // Resynchronise on the next magic.
-        match data[at + 1..]
-            .windows(RECORD_MAGIC.len())
-            .position(|w| w == RECORD_MAGIC)
-        {
-            Some(p) => at += 1 + p,
+        // Resynchronise on the next magic after `at`.
+        let mut next = None;
+        let mut probe = at + 1;
+        while next.is_none() && probe + RECORD_MAGIC.len() as u64 <= len {
+            let n = window.len().min((len - probe) as usize);
+            f.read_exact_at(&mut window[..n], probe)
+                .map_err(ScanError::Io)?;
+            next = window[..n]
+                .windows(RECORD_MAGIC.len())
+                .position(|w| w == RECORD_MAGIC)
+                .map(|p| probe + p as u64);
+            // Overlap by the magic's length less one, not to miss one cut
+            // by the window's edge.
+            probe += (n as u64)
+                .saturating_sub(RECORD_MAGIC.len() as u64 - 1)
+                .max(1);
+        }
+        match next {
+            Some(n) => at = n,
             None => break,
         }
     }
     Ok(end)
 }
 
+/// Puts a pack's 16-byte header back if it was damaged (no record can
+/// start inside it, so nothing else is touched).
+fn repair_header(path: &Path) -> Result<()> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .at("write", path)?;
+    let mut head = [0u8; 16];
+    if f.read_exact_at(&mut head, 0).is_err() || head != PACK_HEADER {
+        f.write_all_at(&PACK_HEADER, 0).at("write", path)?;
+        f.sync_data().at("write", path)?;
+    }
+    Ok(())
+}
+
 /// The length of the well-formed record at the start of `data`, if any.
+#[cfg(test)]
 fn record_at(data: &[u8]) -> Option<usize> {
     let h = Header::parse(data)?;
     let len = usize::try_from(h.stored)
@@ -717,7 +799,7 @@ impl<'a> PackWriter<'a> {
     pub fn open(packs: &'a Packs, wait: Duration) -> Result<PackWriter<'a>> {
         fs::create_dir_all(&packs.dir).at("create the packs folder", &packs.dir)?;
         let lock = lock::lock(&packs.lock_path, Access::Write(wait))?.0;
-        if !packs.index_path().exists() && packs.any_pack() {
+        if !packs.index_path().exists() && packs.any_pack()? {
             warn(format!(
                 "the pack index {} is missing; it is rebuilt from the packs",
                 packs.index_path().display()
@@ -771,30 +853,83 @@ impl<'a> PackWriter<'a> {
             .map_err(|e| self.db(e))
     }
 
-    /// Cuts each pack back to its committed length, deletes pack files that
-    /// no committed row knows (a new pack whose first batch never
-    /// committed, or an old one that gc had already replaced), and forgets
-    /// rows whose pack file is gone.
+    /// Makes the packs and the index agree again after a writer died,
+    /// trusting the packs over the index (which only caches them):
+    /// - a pack gc retired is deleted;
+    /// - bytes past a pack's committed length (an abandoned batch), and any
+    ///   pack the index does not list (a new pack whose first batch never
+    ///   committed, or an index older than the packs), are scanned: every
+    ///   record there that checks out is indexed (after its pack is
+    ///   synced), and only what follows the last good record is cut off;
+    /// - rows of a pack whose file is gone are forgotten, with a warning.
     fn recover(&mut self) -> Result<()> {
         let committed = self.committed()?;
+        let retired: Vec<u32> = self
+            .conn
+            .prepare("SELECT id FROM retired")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.db(e))?;
         let on_disk = self.packs.pack_ids()?;
-        for &id in &on_disk {
+        for &id in &retired {
             let path = self.packs.pack_path(id);
-            match committed.get(&id) {
-                None => {
-                    fs::remove_file(&path).at("delete", &path)?;
-                }
-                Some(&len) => {
-                    let actual = fs::metadata(&path).at("read", &path)?.len();
-                    if actual > len {
-                        let f = OpenOptions::new()
-                            .write(true)
-                            .open(&path)
-                            .at("write", &path)?;
-                        f.set_len(len).at("write", &path)?;
-                        f.sync_data().at("write", &path)?;
-                    }
-                }
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("delete", path, e)),
+            }
+        }
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.db(e))?;
+        for &id in &retired {
+            tx.execute("DELETE FROM retired WHERE id = ?1", [id])
+                .map_err(|e| self.packs.db_error(e))?;
+        }
+        for &id in on_disk.iter().filter(|id| !retired.contains(id)) {
+            let path = self.packs.pack_path(id);
+            let len = fs::metadata(&path).at("read", &path)?.len();
+            let from = committed.get(&id).copied();
+            if from.is_some_and(|c| c >= len) {
+                continue;
+            }
+            repair_header(&path)?;
+            let mut found = 0usize;
+            let end = scan_pack(&path, from.unwrap_or(0), |offset, _, h| {
+                found += tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO objects (hash, pack, offset, stored, size, codec)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        &h.hash.to_bytes()[..],
+                        id,
+                        offset,
+                        h.stored,
+                        h.size,
+                        h.codec
+                    ])?;
+                Ok(())
+            })
+            .map_err(|e| match e {
+                ScanError::Io(e) => Error::io("read", &path, e),
+                ScanError::Db(e) => self.packs.db_error(e),
+            })?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .at("write", &path)?;
+            if len > end {
+                f.set_len(end).at("write", &path)?;
+            }
+            f.sync_data().at("write", &path)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO packs (id, committed) VALUES (?1, ?2)",
+                params![id, end],
+            )
+            .map_err(|e| self.packs.db_error(e))?;
+            if found > 0 {
+                warn(format!(
+                    "{found} object(s) in {} that the pack index did not list were indexed",
+                    path.display()
+                ));
             }
         }
         let gone: Vec<u32> = committed
@@ -808,15 +943,14 @@ impl<'a> PackWriter<'a> {
                 gone.len(),
                 self.packs.index_path().display()
             ));
-            let tx = self.conn.unchecked_transaction().map_err(|e| self.db(e))?;
             for id in gone {
                 tx.execute("DELETE FROM objects WHERE pack = ?1", [id])
-                    .map_err(|e| self.db(e))?;
+                    .map_err(|e| self.packs.db_error(e))?;
                 tx.execute("DELETE FROM packs WHERE id = ?1", [id])
-                    .map_err(|e| self.db(e))?;
+                    .map_err(|e| self.packs.db_error(e))?;
             }
-            tx.commit().map_err(|e| self.db(e))?;
         }
+        tx.commit().map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -966,7 +1100,31 @@ impl<'a> PackWriter<'a> {
                 return Ok(());
             }
         }
-        let id = last.into_iter().chain(written).max().map_or(1, |m| m + 1);
+        // Ids are never reused (a reader may hold a retired pack's id).
+        let high: u32 = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'next_pack'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.packs.db_error(e))?
+            .unwrap_or(1);
+        let on_disk = self.packs.pack_ids()?;
+        let id = last
+            .into_iter()
+            .chain(written)
+            .chain(on_disk)
+            .map(|m| m + 1)
+            .chain([high])
+            .max()
+            .unwrap_or(1);
+        self.begin()?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_pack', ?1)",
+                [id + 1],
+            )
+            .map_err(|e| self.packs.db_error(e))?;
         let path = self.packs.pack_path(id);
         let file = OpenOptions::new()
             .write(true)
@@ -1104,8 +1262,12 @@ impl<'a> PackWriter<'a> {
             let mut moved = Vec::with_capacity(locs.len());
             for (h, l) in &locs {
                 let mut bytes = vec![0; l.record_len() as usize];
-                f.read_exact_at(&mut bytes, l.offset).at("read", &path)?;
-                let good = decode(&bytes, *h).is_some();
+                let good = match f.read_exact_at(&mut bytes, l.offset) {
+                    Ok(()) => decode(&bytes, *h).is_some(),
+                    // Cut off: as corrupt as a flipped byte.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => false,
+                    Err(e) => return Err(Error::io("read", &path, e)),
+                };
                 match Record::from_bytes(bytes).filter(|_| good) {
                     Some(r) => {
                         self.append(r, &sparse, false)?;
@@ -1120,15 +1282,21 @@ impl<'a> PackWriter<'a> {
             }
             let before = committed[&id];
             self.commit()?;
-            // The live records are indexed elsewhere now: the old pack goes.
+            // The live records are indexed elsewhere now: the old pack is
+            // retired (the next writer deletes it if this one dies first).
             let tx = self.conn.unchecked_transaction().map_err(|e| self.db(e))?;
             tx.execute("DELETE FROM objects WHERE pack = ?1", [id])
                 .map_err(|e| self.db(e))?;
             tx.execute("DELETE FROM packs WHERE id = ?1", [id])
                 .map_err(|e| self.db(e))?;
+            tx.execute("INSERT OR IGNORE INTO retired (id) VALUES (?1)", [id])
+                .map_err(|e| self.db(e))?;
             tx.commit().map_err(|e| self.db(e))?;
             guard(&self.packs.files).remove(&id);
             fs::remove_file(&path).at("delete", &path)?;
+            self.conn
+                .execute("DELETE FROM retired WHERE id = ?1", [id])
+                .map_err(|e| self.db(e))?;
             let kept: u64 = locs.iter().map(|(_, l)| l.record_len()).sum();
             freed += before.saturating_sub(kept);
             rewritten += 1;
@@ -1216,7 +1384,7 @@ mod tests {
     }
 
     #[test]
-    fn committed_objects_read_back_and_a_torn_tail_is_cut_off() {
+    fn committed_objects_read_back_and_a_torn_tail_is_recovered_or_cut_off() {
         let t = tempfile::tempdir().unwrap();
         let packs = Packs::new(t.path());
         let wait = Duration::from_secs(1);
@@ -1245,14 +1413,21 @@ mod tests {
             assert_eq!(b, obj(i));
         }
         assert!(matches!(packs.read(h(70)).unwrap(), Found::Missing));
+        // The last record written only in part, and garbage after it.
         let path = packs.pack_path(1);
-        let torn = fs::metadata(&path).unwrap().len();
+        let whole = fs::metadata(&path).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(whole - 5).unwrap();
+        f.write_all_at(b"garbage", whole - 5).unwrap();
         let mut w = PackWriter::open(&packs, wait).unwrap();
+        // The sound records of the abandoned batch are indexed, the torn
+        // one and the garbage cut off.
         let cut = fs::metadata(&path).unwrap().len();
-        assert!(cut < torn, "the uncommitted tail is cut off");
-        for i in 60..100 {
-            w.add(Record::encode(h(i), obj(i))).unwrap();
-        }
+        assert!(cut < whole, "the torn tail is cut off");
+        assert!(matches!(packs.read(h(70)).unwrap(), Found::Bytes(b) if b == obj(70)));
+        assert!(matches!(packs.read(h(99)).unwrap(), Found::Missing));
+        assert!(w.add(Record::encode(h(99), obj(99))).unwrap());
+        assert!(!w.add(Record::encode(h(98), obj(98))).unwrap());
         w.commit().unwrap();
         drop(w);
         for i in 0..100 {
@@ -1270,6 +1445,56 @@ mod tests {
         assert!(matches!(packs.read(h(5)).unwrap(), Found::Corrupt));
         assert!(packs.locate(h(5)).unwrap().is_none());
         assert!(matches!(packs.read(h(6)).unwrap(), Found::Bytes(_)));
+    }
+
+    #[test]
+    fn a_stale_index_or_a_damaged_header_loses_no_committed_record() {
+        let t = tempfile::tempdir().unwrap();
+        let packs = Packs::new(t.path());
+        let wait = Duration::from_secs(1);
+        let h = |i: usize| Hash::of_bytes(&obj(i));
+        let mut w = PackWriter::open(&packs, wait).unwrap();
+        for i in 0..30 {
+            w.add(Record::encode(h(i), obj(i))).unwrap();
+        }
+        w.commit().unwrap();
+        drop(w);
+        let old = fs::read(packs.index_path()).unwrap();
+        let mut w = PackWriter::open(&packs, wait).unwrap();
+        for i in 30..60 {
+            w.add(Record::encode(h(i), obj(i))).unwrap();
+        }
+        w.commit().unwrap();
+        drop(w);
+        // An index older than the packs (a restored copy).
+        for side in ["index.db-wal", "index.db-shm"] {
+            let _ = fs::remove_file(packs.dir().join(side));
+        }
+        fs::write(packs.index_path(), &old).unwrap();
+        *guard(&packs.index) = None;
+        drop(PackWriter::open(&packs, wait).unwrap());
+        for i in 0..60 {
+            assert!(
+                matches!(packs.read(h(i)).unwrap(), Found::Bytes(b) if b == obj(i)),
+                "object {i} lost to a stale index"
+            );
+        }
+        // A damaged pack header, and no index.
+        let path = packs.pack_path(1);
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"X", 2).unwrap();
+        fs::remove_file(packs.index_path()).unwrap();
+        *guard(&packs.index) = None;
+        let (n, _) = packs.rebuild_index(wait).unwrap();
+        assert_eq!(n, 60);
+        let mut head = [0u8; 16];
+        File::open(&path)
+            .unwrap()
+            .read_exact_at(&mut head, 0)
+            .unwrap();
+        assert_eq!(head, PACK_HEADER, "the header is put back");
+        drop(PackWriter::open(&packs, wait).unwrap());
+        assert_eq!(packs.list().unwrap().len(), 60);
     }
 
     #[test]

@@ -234,7 +234,8 @@ impl Sink<'_> {
                 "is cut off: the archive is truncated",
             ));
         }
-        self.bytes += csize;
+        // Decoded, the entry takes its full size: that is what is bounded.
+        self.bytes += size.max(csize);
         self.batch.entries.push(Pending {
             path,
             executable,

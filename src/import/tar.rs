@@ -28,6 +28,9 @@ pub fn read(input: impl Read, sink: &mut Sink<'_>) -> Result<(), EntryError> {
                 sink.dir(name)?;
                 continue;
             }
+            // Metadata for the entries (git archive's commit id): nothing
+            // of the folder's content.
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
             tar::EntryType::Symlink => Some("is a symlink"),
             tar::EntryType::Link => Some("is a hard link"),
             tar::EntryType::Char | tar::EntryType::Block => Some("is a device"),

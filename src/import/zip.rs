@@ -35,6 +35,7 @@ pub struct Zip {
     cd: File,
     len: u64,
     cd_offset: u64,
+    cd_size: u64,
     entries: u64,
 }
 
@@ -114,6 +115,7 @@ impl Zip {
             cd,
             len,
             cd_offset,
+            cd_size,
             entries,
         })
     }
@@ -128,9 +130,21 @@ impl Zip {
         data.seek(SeekFrom::Start(0)).map_err(EntryError::Io)?;
         let mut fixed = [0u8; 46];
         let mut var = Vec::new();
-        for _ in 0..self.entries {
+        // The central directory's size, not its entry count, says where it
+        // ends (writers that exceed 65535 entries without zip64 wrap the
+        // count); a count that disagrees otherwise is damage.
+        let mut cd_left = self.cd_size;
+        let mut seen = 0u64;
+        // Entries must not share bytes: overlapping entries are how a
+        // small zip inflates to gigabytes.
+        let mut data_end = 0u64;
+        while cd_left > 0 {
+            if cd_left < 46 {
+                return Err(damaged("the central directory is damaged"));
+            }
             cd.read_exact(&mut fixed)
                 .map_err(|_| damaged("the central directory is cut off"))?;
+            seen += 1;
             if &fixed[..4] != CENTRAL_SIG {
                 return Err(damaged("the central directory is damaged"));
             }
@@ -147,6 +161,11 @@ impl Zip {
             );
             let external = u32_at(&fixed, 38);
             let mut offset = u64::from(u32_at(&fixed, 42));
+            let header_len = 46 + (n + m + k) as u64;
+            if header_len > cd_left {
+                return Err(damaged("the central directory is damaged"));
+            }
+            cd_left -= header_len;
             var.resize(n + m + k, 0);
             cd.read_exact(&mut var)
                 .map_err(|_| damaged("the central directory is cut off"))?;
@@ -190,13 +209,20 @@ impl Zip {
                     ));
                 }
             };
-            if offset
-                .checked_add(30 + csize)
+            if csize
+                .checked_add(30)
+                .and_then(|n| offset.checked_add(n))
                 .is_none_or(|end| end > self.len)
             {
                 return Err(EntryError::entry(
                     &name,
                     "lies beyond the end of the file: the zip is truncated",
+                ));
+            }
+            if offset < data_end {
+                return Err(EntryError::entry(
+                    &name,
+                    "overlaps the entry before it: the zip is malformed (or a zip bomb)",
                 ));
             }
             // To the entry's local header (usually where the last one ended).
@@ -222,7 +248,14 @@ impl Zip {
             } else {
                 pos = offset + 30 + skip + csize;
             }
-            sink.progress(30 + skip + csize + 46 + (n + m + k) as u64);
+            data_end = offset + 30 + skip + csize;
+            sink.progress(30 + skip + csize + header_len);
+        }
+        if seen != self.entries && seen % 65536 != self.entries % 65536 {
+            return Err(damaged(format!(
+                "the central directory holds {seen} entries, but its end record says {}: the zip is damaged",
+                self.entries
+            )));
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 
-use crate::cache::pack::{PackWriter, Record};
+use crate::cache::pack::{Found, PackWriter, Record};
 use crate::error::Result;
 use crate::fsutil::LinkType;
 use crate::hash::Hash;
@@ -34,8 +34,34 @@ enum Skip {
     Gone,
 }
 
-/// Objects per committed batch.
+/// Objects, and bytes, per committed batch.
 const BATCH: usize = 4096;
+const BATCH_BYTES: u64 = 64 << 20;
+
+/// `todo` cut into batches of at most `BATCH` objects and about
+/// `BATCH_BYTES` bytes (all of a batch is in memory at once).
+fn chunks(todo: &[(Hash, u64)]) -> impl Iterator<Item = &[(Hash, u64)]> {
+    let mut rest = todo;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take(BATCH)
+            .take_while(|(_, size)| {
+                let first = bytes == 0;
+                bytes += size;
+                first || bytes <= BATCH_BYTES
+            })
+            .count()
+            .max(1);
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
 
 /// Packs every loose object smaller than `pack.threshold` that no workspace
 /// file is linked to: not hard-linked anywhere (its link count is 1), and
@@ -70,7 +96,7 @@ pub fn pack_loose(repo: &Repo, dry_run: bool, quiet: bool, wait: Duration) -> Re
     }
     let bar = Bar::new(todo.len() as u64, "packing", quiet || todo.len() < 1000);
     let mut w = PackWriter::open(repo.cache.packs(), wait)?;
-    for chunk in todo.chunks(BATCH) {
+    for chunk in chunks(&todo) {
         let records: Vec<Result<Skip>> = chunk
             .par_iter()
             .map(|&(h, _)| match repo.cache.read_loose(h)? {
@@ -82,11 +108,15 @@ pub fn pack_loose(repo: &Repo, dry_run: bool, quiet: bool, wait: Duration) -> Re
             })
             .collect();
         let mut done = Vec::with_capacity(chunk.len());
+        let mut packed_before = Vec::new();
         for (r, &(h, size)) in records.into_iter().zip(chunk) {
             match r? {
                 Skip::No(rec) => {
-                    w.add(rec)?;
-                    done.push(h);
+                    if w.add(rec)? {
+                        done.push(h);
+                    } else {
+                        packed_before.push(h);
+                    }
                     out.bytes += size;
                 }
                 Skip::Manifest => {}
@@ -95,6 +125,14 @@ pub fn pack_loose(repo: &Repo, dry_run: bool, quiet: bool, wait: Duration) -> Re
             }
         }
         w.commit()?;
+        // An object packed before is dropped from loose only when its
+        // packed record reads back sound (a corrupt one is dropped from the
+        // index by the read, and the loose copy kept: the next run packs it).
+        for h in packed_before {
+            if matches!(repo.cache.packs().read(h)?, Found::Bytes(_)) {
+                done.push(h);
+            }
+        }
         for h in done {
             // Linked meanwhile (by another repository sharing the cache)?
             // Then it stays loose as well.
