@@ -225,6 +225,22 @@ fn note_attempt(paid: bool) {
     });
 }
 
+/// Decompresses a zstd payload into exactly `size` bytes, with this
+/// thread's context (making one per record would cost more than the work).
+fn decompress(payload: &[u8], size: usize) -> Option<Vec<u8>> {
+    thread_local! {
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = zstd::bulk::Decompressor::new().ok();
+        }
+        d.as_mut()?.decompress(payload, size).ok()
+    })
+}
+
 fn compress(raw: &[u8]) -> Option<Vec<u8>> {
     thread_local! {
         static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
@@ -288,7 +304,7 @@ fn decode(bytes: &[u8], want: Hash) -> Option<Vec<u8>> {
     let payload = &bytes[RECORD_HEADER..end];
     let raw = match h.codec {
         CODEC_RAW => payload.to_vec(),
-        _ => zstd::bulk::decompress(payload, usize::try_from(h.size).ok()?).ok()?,
+        _ => decompress(payload, usize::try_from(h.size).ok()?)?,
     };
     (raw.len() as u64 == h.size && Hash::of_bytes(&raw) == want).then_some(raw)
 }
