@@ -16,10 +16,11 @@ use crate::fsutil::{LinkType, write_atomic};
 pub const DEFAULT_CACHE_TYPE: &str = "reflink,copy";
 
 /// The key patterns bale knows (a `*` segment matches any one name).
-pub const KEYS: [&str; 5] = [
+pub const KEYS: [&str; 6] = [
     "cache.type",
     "cache.dir",
     "pack.threshold",
+    "pack.compression",
     "import.batch_entries",
     "import.batch_bytes",
 ];
@@ -50,6 +51,9 @@ pub struct Settings {
     /// As written; a relative path is relative to the repository root.
     pub cache_dir: Option<String>,
     pub pack_threshold: u64,
+    /// Whether pack records may be compressed (`pack.compression`: zstd or
+    /// none).
+    pub pack_compression: bool,
     pub batch_entries: u64,
     pub batch_bytes: u64,
 }
@@ -133,6 +137,17 @@ impl ConfigFiles {
             cache_types,
             cache_dir: self.get("cache.dir")?,
             pack_threshold: size("pack.threshold", DEFAULT_PACK_THRESHOLD)?,
+            pack_compression: match self.get("pack.compression")?.as_deref() {
+                None | Some("zstd") => true,
+                Some("none") => false,
+                Some(other) => {
+                    return Err(Error::InvalidConfigValue {
+                        key: "pack.compression".into(),
+                        value: other.into(),
+                        reason: "expected zstd or none".into(),
+                    });
+                }
+            },
             batch_entries: size("import.batch_entries", DEFAULT_BATCH_ENTRIES)?.max(1),
             batch_bytes: size("import.batch_bytes", DEFAULT_BATCH_BYTES)?.max(1),
         })
@@ -216,6 +231,9 @@ fn check_value(key: &str, value: &str) -> Result<()> {
     match key {
         "cache.type" => LinkType::parse_list(value).map(|_| ()).map_err(invalid),
         "cache.dir" if value.trim().is_empty() => Err(invalid("the path is empty".into())),
+        "pack.compression" if value != "zstd" && value != "none" => {
+            Err(invalid("expected zstd or none".into()))
+        }
         "pack.threshold" | "import.batch_entries" | "import.batch_bytes" => {
             parse_size(value).map(|_| ()).map_err(invalid)
         }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use common::{
     Expect, Repo, Run, assert_linked_as, assert_out_files, bale_in, command_in, expected_tree,
     has_word, is_loose, manifest_objects, many_small, meta, noise_seeded, pack_bytes, pack_files,
-    snapshot_hash, stamp_changes, stamps, temp_files, tree, wait, write_expected,
+    packs_contain, snapshot_hash, stamp_changes, stamps, temp_files, tree, wait, write_expected,
 };
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
@@ -1992,4 +1992,35 @@ fn a_zip_whose_entry_count_disagrees_with_its_directory_is_refused() {
     set_le16(&mut z, eocd + 8, 1);
     set_le16(&mut z, eocd + 10, 1);
     assert_refused("count.zip", &z, &["count.zip"], "a wrong entry count");
+}
+
+/// Records are zstd-compressed when that pays, unless `pack.compression`
+/// is `none`; either way the content reads back exact.
+#[test]
+fn pack_compression_none_stores_records_raw() {
+    let text = b"carbon 0.125 oxygen -3.5e-2 hydrogen 1.0\n".repeat(100);
+    let items: Vec<Item> = (0..20)
+        .map(|i| {
+            let mut c = format!("structure {i}\n").into_bytes();
+            c.extend_from_slice(&text);
+            item(&format!("s/{i}.xyz"), c, 0o644)
+        })
+        .collect();
+    let zip = zip_of(&items, CompressionMethod::Stored, false);
+    for (setting, raw) in [("zstd", false), ("none", true)] {
+        let repo = repo_with("copy");
+        repo.bale(&["config", "-q", "pack.compression", setting])
+            .ok();
+        let archive = put(&repo, "s.zip", &zip);
+        import(&repo, &[&archive, "data", "--packed"], setting);
+        assert_eq!(
+            packs_contain(&repo, &items[3].content),
+            raw,
+            "pack.compression {setting}: the record must be stored {}",
+            if raw { "raw" } else { "compressed" }
+        );
+        assert_imported(&repo, "data", &expect_of(&items), setting);
+    }
+    let repo = repo_with("copy");
+    repo.bale(&["config", "pack.compression", "lz4"]).fails();
 }

@@ -133,12 +133,13 @@ const FUTILE_RUN: u32 = 32;
 const FUTILE_PAUSE: u32 = 512;
 
 impl Record {
-    /// Encodes `raw` (whose hash is `hash`), compressed when that saves at
+    /// Encodes `raw` (whose hash is `hash`), compressed (if `may_compress`:
+    /// `pack.compression` is not `none`) when that saves at
     /// least an eighth of its bytes. Data that does not compress (images,
     /// archives) soon stops being tried: after 32 futile attempts in a row,
     /// the next 512 records of the thread are stored raw untried.
-    pub fn encode(hash: Hash, raw: Vec<u8>) -> Record {
-        let compressed = (raw.len() >= COMPRESS_MIN && compress_worth_trying())
+    pub fn encode(hash: Hash, raw: Vec<u8>, may_compress: bool) -> Record {
+        let compressed = (may_compress && raw.len() >= COMPRESS_MIN && compress_worth_trying())
             .then(|| {
                 let c = compress(&raw).filter(|c| c.len() <= raw.len() - raw.len() / 8);
                 note_attempt(c.is_some());
@@ -1380,7 +1381,7 @@ mod tests {
     fn records_round_trip_and_reject_any_flipped_byte() {
         for raw in [Vec::new(), b"x".to_vec(), obj(49), vec![7u8; 5000]] {
             let h = Hash::of_bytes(&raw);
-            let r = Record::encode(h, raw.clone());
+            let r = Record::encode(h, raw.clone(), true);
             let bytes = r.to_bytes();
             assert_eq!(decode(&bytes, h).as_deref(), Some(&raw[..]));
             assert_eq!(record_at(&bytes), Some(bytes.len()));
@@ -1391,11 +1392,11 @@ mod tests {
             }
         }
         let long = vec![7u8; 5000];
-        let r = Record::encode(Hash::of_bytes(&long), long);
+        let r = Record::encode(Hash::of_bytes(&long), long, true);
         assert_eq!(r.codec, CODEC_ZSTD, "a compressible object is compressed");
         let mut rng = fastrand::Rng::with_seed(7);
         let noise: Vec<u8> = (0..5000).map(|_| rng.u8(..)).collect();
-        let r = Record::encode(Hash::of_bytes(&noise), noise);
+        let r = Record::encode(Hash::of_bytes(&noise), noise, true);
         assert_eq!(r.codec, CODEC_RAW, "noise is stored raw");
     }
 
@@ -1408,13 +1409,13 @@ mod tests {
         {
             let mut w = PackWriter::open(&packs, wait).unwrap();
             for i in 0..60 {
-                assert!(w.add(Record::encode(h(i), obj(i))).unwrap());
+                assert!(w.add(Record::encode(h(i), obj(i), true)).unwrap());
             }
-            assert!(!w.add(Record::encode(h(0), obj(0))).unwrap());
+            assert!(!w.add(Record::encode(h(0), obj(0), true)).unwrap());
             assert_eq!(w.commit().unwrap(), 60);
             // A batch that never commits (the process dies).
             for i in 60..100 {
-                w.add(Record::encode(h(i), obj(i))).unwrap();
+                w.add(Record::encode(h(i), obj(i), true)).unwrap();
             }
             let c = w.current.as_mut().unwrap();
             let path = packs.pack_path(c.id);
@@ -1442,8 +1443,8 @@ mod tests {
         assert!(cut < whole, "the torn tail is cut off");
         assert!(matches!(packs.read(h(70)).unwrap(), Found::Bytes(b) if b == obj(70)));
         assert!(matches!(packs.read(h(99)).unwrap(), Found::Missing));
-        assert!(w.add(Record::encode(h(99), obj(99))).unwrap());
-        assert!(!w.add(Record::encode(h(98), obj(98))).unwrap());
+        assert!(w.add(Record::encode(h(99), obj(99), true)).unwrap());
+        assert!(!w.add(Record::encode(h(98), obj(98), true)).unwrap());
         w.commit().unwrap();
         drop(w);
         for i in 0..100 {
@@ -1471,14 +1472,14 @@ mod tests {
         let h = |i: usize| Hash::of_bytes(&obj(i));
         let mut w = PackWriter::open(&packs, wait).unwrap();
         for i in 0..30 {
-            w.add(Record::encode(h(i), obj(i))).unwrap();
+            w.add(Record::encode(h(i), obj(i), true)).unwrap();
         }
         w.commit().unwrap();
         drop(w);
         let old = fs::read(packs.index_path()).unwrap();
         let mut w = PackWriter::open(&packs, wait).unwrap();
         for i in 30..60 {
-            w.add(Record::encode(h(i), obj(i))).unwrap();
+            w.add(Record::encode(h(i), obj(i), true)).unwrap();
         }
         w.commit().unwrap();
         drop(w);
@@ -1521,7 +1522,7 @@ mod tests {
         let hashes: Vec<Hash> = (0..200).map(|i| Hash::of_bytes(&obj(i))).collect();
         let mut w = PackWriter::open(&packs, wait).unwrap();
         for (i, h) in hashes.iter().enumerate() {
-            w.add(Record::encode(*h, obj(i))).unwrap();
+            w.add(Record::encode(*h, obj(i), true)).unwrap();
         }
         w.commit().unwrap();
         drop(w);

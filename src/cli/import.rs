@@ -106,6 +106,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let opts = import::Options {
         mode,
         threshold: repo.settings.pack_threshold,
+        compress: repo.settings.pack_compression,
         batch_entries: usize::try_from(repo.settings.batch_entries).unwrap_or(usize::MAX),
         batch_bytes: repo.settings.batch_bytes,
         wait: ctx.wait,

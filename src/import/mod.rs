@@ -77,6 +77,8 @@ pub enum Mode {
 pub struct Options {
     pub mode: Mode,
     pub threshold: u64,
+    /// Whether pack records may be compressed.
+    pub compress: bool,
     pub batch_entries: usize,
     pub batch_bytes: u64,
     pub wait: Duration,
@@ -612,6 +614,7 @@ impl Importer<'_> {
         self.entries.extend(batch.done);
         self.dirs.extend(batch.dirs);
         let (cache, loose_possible, stored) = (self.cache, self.loose_possible, &self.stored);
+        let compress = self.opts.compress;
         let done: Vec<(ManifestEntry, Option<Record>)> = batch
             .entries
             .into_par_iter()
@@ -628,7 +631,7 @@ impl Importer<'_> {
                     if loose_possible && cache.is_loose(hash) {
                         return Ok((entry, None));
                     }
-                    return Ok((entry, Some(Record::encode(hash, bytes))));
+                    return Ok((entry, Some(Record::encode(hash, bytes, compress))));
                 }
                 if cache.store_new(&bytes, hash)? {
                     stored.fetch_add(1, Ordering::Relaxed);

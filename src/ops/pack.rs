@@ -71,6 +71,7 @@ fn chunks(todo: &[(Hash, u64)]) -> impl Iterator<Item = &[(Hash, u64)]> {
 pub fn pack_loose(repo: &Repo, dry_run: bool, quiet: bool, wait: Duration) -> Result<Packed> {
     let symlinked = symlinked_objects(repo)?;
     let threshold = repo.settings.pack_threshold;
+    let compress = repo.settings.pack_compression;
     let mut out = Packed::default();
     let mut todo = Vec::new();
     for h in repo.cache.list_loose()? {
@@ -103,7 +104,7 @@ pub fn pack_loose(repo: &Repo, dry_run: bool, quiet: bool, wait: Duration) -> Re
                 // Manifests stay loose: they are few, and every changed
                 // checkout, status and gc reads them.
                 Some(b) if b.starts_with(manifest::HEADER.as_bytes()) => Ok(Skip::Manifest),
-                Some(b) => Ok(Skip::No(Record::encode(h, b))),
+                Some(b) => Ok(Skip::No(Record::encode(h, b, compress))),
                 None => Ok(Skip::Gone),
             })
             .collect();
