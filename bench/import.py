@@ -5,7 +5,8 @@ Generates deterministic archives (cached in bench/work/import/), then times,
 side by side in one run, each operation of bale and of its peers:
 
   1. import D.zip without checkout: bale, disk-objectstore's
-     Container.add_streamed_objects_to_pack fed from zipfile, cp + fdatasync
+     Container.add_streamed_objects_to_pack fed from zipfile (--dos-batch
+     entries per call), cp + fdatasync
   2. import D.zip with checkout, on ext4 and XFS, best cache.type and copy,
      against unzip into the same file system
   3. the same for D.tar.gz: bale, disk-objectstore fed from tarfile,
@@ -233,6 +234,7 @@ def sh(cmd, cwd: Path, capture=False) -> str:
     """Runs an untimed setup command; raises CommandFailed with its stderr."""
     if isinstance(cmd, str):
         cmd = ["sh", "-c", cmd]
+    cmd = [str(c) for c in cmd]
     p = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if p.returncode != 0:
         raise CommandFailed(describe_failure(cmd, p.returncode, p.stderr))
@@ -355,12 +357,15 @@ class Bench:
         for extra in imports:
             sh([self.bale, "import", "-q", *extra], path)
 
+    def dos_import(self, peer: str, archive: Path, folder: Path):
+        return [self.py, __file__, "_peer", peer, archive, folder, self.args.dos_batch]
+
     def dos_container(self, path: Path, archive=None):
         rm(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         sh([self.py, __file__, "_peer", "dos-init", path], path.parent)
         if archive:
-            sh([self.py, __file__, "_peer", "dos-zip", archive, path], path.parent)
+            sh(self.dos_import("dos-zip", archive, path), path.parent)
 
     # -- output
 
@@ -392,7 +397,7 @@ class Bench:
         cases = [
             Case("bale", [(op, [self.bale, "import", ds.zip, "--no-checkout"], repo)],
                  lambda: self.repo(repo), self.bale_import, [repo]),
-            Case("disk-objectstore", [(op, [self.py, __file__, "_peer", "dos-zip", ds.zip, dos], base)],
+            Case("disk-objectstore", [(op, self.dos_import("dos-zip", ds.zip, dos), base)],
                  lambda: self.dos_container(dos), self.dos, [dos]),
             Case("cp + fdatasync", [(op, f"cp {ds.zip} {copy} && sync -d {copy}", base)], None, None, [copy]),
         ]
@@ -426,7 +431,7 @@ class Bench:
         cases = [
             Case("bale", [(op, [self.bale, "import", ds.tgz, "--no-checkout"], repo)],
                  lambda: self.repo(repo), self.bale_import, [repo]),
-            Case("disk-objectstore", [(op, [self.py, __file__, "_peer", "dos-tar", ds.tgz, dos], base)],
+            Case("disk-objectstore", [(op, self.dos_import("dos-tar", ds.tgz, dos), base)],
                  lambda: self.dos_container(dos), self.dos, [dos]),
             Case("gzip -dc + fdatasync", [(op, f"gzip -dc {ds.tgz} > {flat} && sync -d {flat}", base)],
                  None, None, [flat]),
@@ -584,15 +589,21 @@ def peer(argv):
     from disk_objectstore import Container
 
     what, args = argv[0], argv[1:]
-    if what == "dos-init":
+    if what == "dos-init":  # FOLDER
         with Container(args[0]) as c:
             c.init_container(clear=True)
-    elif what == "dos-zip":  # ARCHIVE FOLDER
+    elif what == "dos-zip":  # ARCHIVE FOLDER BATCH: lazily opened entries, BATCH per call (0: one call)
         with Container(args[1]) as c, zipfile.ZipFile(args[0]) as zf:
             infos = [i for i in zf.infolist() if not i.is_dir()]
-            hashes = c.add_streamed_objects_to_pack([ZipEntryOpener(zf, i) for i in infos], open_streams=True)
-            store_names(c, {i.filename: h for i, h in zip(infos, hashes)})
-    elif what == "dos-tar":  # ARCHIVE FOLDER: streamed, in batches of bounded memory
+            step = int(args[2]) or len(infos) or 1
+            names = {}
+            for k in range(0, len(infos), step):
+                part = infos[k:k + step]
+                hashes = c.add_streamed_objects_to_pack([ZipEntryOpener(zf, i) for i in part], open_streams=True)
+                names.update((i.filename, h) for i, h in zip(part, hashes))
+            store_names(c, names)
+    elif what == "dos-tar":  # ARCHIVE FOLDER BATCH: streamed, BATCH entries (or 64 MiB) read per call
+        limit = int(args[2]) or float("inf")
         names = {}
         with Container(args[1]) as c, tarfile.open(args[0], "r|*") as tf:
             batch, batch_bytes = [], 0
@@ -608,7 +619,7 @@ def peer(argv):
                 data = tf.extractfile(member).read()
                 batch.append((member.name, data))
                 batch_bytes += len(data)
-                if len(batch) >= 10_000 or batch_bytes >= 64 << 20:
+                if len(batch) >= limit or batch_bytes >= 64 << 20:
                     flush()
                     batch_bytes = 0
             if batch:
@@ -635,6 +646,8 @@ def main():
     p.add_argument("--runs", type=int, default=3, help="runs per measurement, median reported (default 3)")
     p.add_argument("--big", action="store_true", help="also D2: 10^6 files of 0-2 KiB (long)")
     p.add_argument("--only-big", action="store_true", help="D2 only")
+    p.add_argument("--dos-batch", type=int, default=10_000,
+                   help="entries per add_streamed_objects_to_pack call (default 10000; 0: one call for all)")
     p.add_argument("--files", type=int, help="fewer files than the dataset has, for a quick check of the script")
     p.add_argument("--rows", default=",".join(ROWS), help="which rows, comma list of 1-6 (default all)")
     p.add_argument("--bale", default=str(HERE.parent / "target" / "release" / "bale"))
@@ -683,7 +696,8 @@ def main():
         rm(scratch)
         n, lo, hi = ds.nfiles, ds.lo, ds.hi
         tables.append(f"### {ds.name}: {n} files of {lo}-{hi} bytes, folders of {FILES_PER_DIR}; "
-                      f"median of {args.runs} run(s), bale at {bench.bale}\n")
+                      f"median of {args.runs} run(s); bale at {bench.bale}; "
+                      f"disk-objectstore fed {args.dos_batch or 'all'} entries per call\n")
         if bench.rows:
             tables.append(markdown(["#", "operation", "tool", "time s", "RSS MiB", "ratio / note"], bench.rows))
         if bench.sizes:
