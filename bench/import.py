@@ -18,7 +18,8 @@ side by side in one run, each operation of bale and of its peers:
 
 Each timing: fresh state, sync, then the command under /usr/bin/time -v
 (wall time from the clock, peak RSS from "Maximum resident set size").
-Median of --runs, peak RSS over the runs. Runs alternate between the tools of
+Median of --runs (and the fastest and slowest run: this machine is noisy),
+peak RSS over the runs. Runs alternate between the tools of
 one row so that drift hits them alike. Prints Markdown tables on stdout,
 progress on stderr.
 
@@ -286,7 +287,7 @@ class Case:
 
 def compare(title: str, cases, runs: int) -> dict:
     """Runs every case `runs` times, interleaved; returns
-    {(operation, tool): (median s, peak RSS MiB) or a note string}."""
+    {(operation, tool): (median s, peak RSS MiB, fastest s, slowest s) or a note string}."""
     samples, notes = {}, {}
     for case in cases:
         for op, _, _ in case.steps:
@@ -318,7 +319,8 @@ def compare(title: str, cases, runs: int) -> dict:
     results = dict(notes)
     for key, values in samples.items():
         if key not in notes and values:
-            results[key] = (statistics.median(s for s, _ in values), max(r for _, r in values))
+            times = [s for s, _ in values]
+            results[key] = (statistics.median(times), max(r for _, r in values), min(times), max(times))
     return results
 
 
@@ -329,7 +331,7 @@ class Bench:
         self.args, self.ds, self.runs = args, dataset, args.runs
         self.bale = str(Path(args.bale).resolve())
         self.py = args.python
-        self.rows = []  # (row, operation, tool, time, rss, ratio, target)
+        self.rows = []  # (row, operation, tool, time, spread, rss, note)
         self.sizes = []  # (what, bytes, inodes, ratio)
         self.bale_import = self.bale_note("import")
         self.bale_pack = self.bale_note("pack")
@@ -385,9 +387,11 @@ class Bench:
             op, tool = key
             r = results.get(key)
             if isinstance(r, tuple):
-                self.rows.append((row, op, tool, f"{r[0]:.3f}", f"{r[1]:.1f}", "; ".join(notes.get(key, []))))
+                spread = f"{r[2]:.2f}-{r[3]:.2f}" if self.runs > 1 else "-"
+                self.rows.append((row, op, tool, f"{r[0]:.3f}", spread, f"{r[1]:.1f}",
+                                  "; ".join(notes.get(key, []))))
             else:
-                self.rows.append((row, op, tool, "-", "-", r or "-"))
+                self.rows.append((row, op, tool, "-", "-", "-", r or "-"))
 
     # -- the rows
 
@@ -551,7 +555,7 @@ def dos_note(python: str):
     return None if p.returncode == 0 else "disk-objectstore: not installed in the venv (bench/run.sh installs it)"
 
 
-NUMERIC = {"time s", "RSS MiB", "disk MiB", "inodes"}
+NUMERIC = {"time s", "min-max s", "RSS MiB", "disk MiB", "inodes"}
 
 
 def markdown(header, rows) -> str:
@@ -699,7 +703,7 @@ def main():
                       f"median of {args.runs} run(s); bale at {bench.bale}; "
                       f"disk-objectstore fed {args.dos_batch or 'all'} entries per call\n")
         if bench.rows:
-            tables.append(markdown(["#", "operation", "tool", "time s", "RSS MiB", "ratio / note"], bench.rows))
+            tables.append(markdown(["#", "operation", "tool", "time s", "min-max s", "RSS MiB", "ratio / note"], bench.rows))
         if bench.sizes:
             tables.append("\n6. cache size on disk (du -s --block-size=1, find | wc -l)\n")
             tables.append(markdown(["what", "disk MiB", "inodes", "ratio / note"], bench.sizes))
