@@ -164,15 +164,20 @@ impl Cache {
         }
     }
 
+    /// The checked content of the packed object `hash`, for `link`.
+    fn packed_bytes(&self, hash: Hash) -> Result<Vec<u8>, LinkError> {
+        match self.packs.read(hash) {
+            Ok(pack::Found::Bytes(b)) => Ok(b),
+            Ok(pack::Found::Missing) => Err(LinkError::Missing),
+            Ok(pack::Found::Corrupt) => Err(LinkError::Corrupt),
+            Err(e) => Err(LinkError::Io(io::Error::other(e.to_string()))),
+        }
+    }
+
     /// Makes a loose copy of a packed object (for a hard link or symlink);
     /// a loose object already there is kept.
     fn unpack(&self, hash: Hash) -> Result<(), LinkError> {
-        let bytes = match self.packs.read(hash) {
-            Ok(pack::Found::Bytes(b)) => b,
-            Ok(pack::Found::Missing) => return Err(LinkError::Missing),
-            Ok(pack::Found::Corrupt) => return Err(LinkError::Corrupt),
-            Err(e) => return Err(LinkError::Io(io::Error::other(e.to_string()))),
-        };
+        let bytes = self.packed_bytes(hash)?;
         let io_err = |e: Error| LinkError::Io(io::Error::other(e.to_string()));
         let mut tmp = self.create_temp().map_err(io_err)?;
         tmp.write_all(&bytes).map_err(LinkError::Io)?;
@@ -391,12 +396,7 @@ impl Cache {
             // A packed record shares no blocks with a file: a reflink of it
             // is a copy, private and writable as a reflink is.
             LinkType::Copy | LinkType::Reflink => {
-                let bytes = match self.packs.read(hash) {
-                    Ok(pack::Found::Bytes(b)) => b,
-                    Ok(pack::Found::Missing) => return Err(LinkError::Missing),
-                    Ok(pack::Found::Corrupt) => return Err(LinkError::Corrupt),
-                    Err(e) => return Err(LinkError::Io(io::Error::other(e.to_string()))),
-                };
+                let bytes = self.packed_bytes(hash)?;
                 if bytes.len() as u64 != size {
                     return Err(LinkError::Corrupt);
                 }
