@@ -194,12 +194,9 @@ impl Record {
         [&self.head[..], &self.payload, &self.tail].concat()
     }
 
-    pub fn len(&self) -> u64 {
+    /// The record's length as written.
+    fn written_len(&self) -> u64 {
         (RECORD_HEADER + self.payload.len() + RECORD_TRAILER) as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -568,6 +565,37 @@ impl Packs {
         self.rebuild_index_locked()
     }
 
+    /// Repairs pack `id`'s header, then indexes (in `conn`'s transaction)
+    /// every sound record from byte `from` on that the index does not hold
+    /// yet. Returns where the last good record ends, and how many records
+    /// were indexed.
+    fn index_pack(&self, conn: &Connection, id: u32, from: u64) -> Result<(u64, usize)> {
+        let path = self.pack_path(id);
+        repair_header(&path)?;
+        let mut found = 0;
+        let end = scan_pack(&path, from, |offset, h| {
+            found += conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO objects (hash, pack, offset, stored, size, codec)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    &h.hash.to_bytes()[..],
+                    id,
+                    offset,
+                    h.stored,
+                    h.size,
+                    h.codec
+                ])?;
+            Ok(())
+        })
+        .map_err(|e| match e {
+            ScanError::Io(e) => Error::io("read", &path, e),
+            ScanError::Db(e) => self.db_error(e),
+        })?;
+        Ok((end, found))
+    }
+
     /// The rebuild proper; the caller holds the cache lock and has closed
     /// its connection to the index.
     fn rebuild_index_locked(&self) -> Result<(usize, usize)> {
@@ -581,28 +609,8 @@ impl Packs {
         {
             let tx = conn.unchecked_transaction().map_err(|e| self.db_error(e))?;
             for &id in &ids {
-                let path = self.pack_path(id);
-                repair_header(&path)?;
-                let committed = scan_pack(&path, 0, |offset, _, h| {
-                    objects += tx
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO objects (hash, pack, offset, stored, size, codec)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        )?
-                        .execute(params![
-                            &h.hash.to_bytes()[..],
-                            id,
-                            offset,
-                            h.stored,
-                            h.size,
-                            h.codec
-                        ])?;
-                    Ok(())
-                })
-                .map_err(|e| match e {
-                    ScanError::Io(e) => Error::io("read", &path, e),
-                    ScanError::Db(e) => self.db_error(e),
-                })?;
+                let (committed, found) = self.index_pack(&tx, id, 0)?;
+                objects += found;
                 tx.execute(
                     "INSERT OR REPLACE INTO packs (id, committed) VALUES (?1, ?2)",
                     params![id, committed],
@@ -687,7 +695,7 @@ impl From<rusqlite::Error> for ScanError {
 }
 
 /// Reads a pack from byte `from` (at least its header's end), calling
-/// `each(offset, record)` for every record whose checksum and hash hold;
+/// `each(offset, header)` for every record whose checksum and hash hold;
 /// a damaged stretch is skipped by looking for the next record magic. The
 /// pack's own header is not needed: records describe themselves. Reads
 /// with `pread`, one record (and a 64 KiB search window) at a time.
@@ -695,7 +703,7 @@ impl From<rusqlite::Error> for ScanError {
 fn scan_pack(
     path: &Path,
     from: u64,
-    mut each: impl FnMut(u64, &[u8], &Header) -> Result<(), ScanError>,
+    mut each: impl FnMut(u64, &Header) -> Result<(), ScanError>,
 ) -> Result<u64, ScanError> {
     let f = File::open(path).map_err(ScanError::Io)?;
     let len = f.metadata().map_err(ScanError::Io)?.len();
@@ -714,7 +722,7 @@ fn scan_pack(
                 buf.resize(total as usize, 0);
                 f.read_exact_at(&mut buf, at).map_err(ScanError::Io)?;
                 if decode(&buf, h.hash).is_some() {
-                    each(at, &buf, &h)?;
+                    each(at, &h)?;
                     at += total;
                     end = at;
                     continue;
@@ -798,7 +806,7 @@ pub struct PackWriter<'a> {
     conn: Connection,
     current: Option<Appending>,
     /// Packs written to in this batch, already closed (synced at commit).
-    closed: Vec<(Appending, bool)>,
+    closed: Vec<Appending>,
     /// Objects appended since the last commit, and their bytes.
     pending: usize,
     pending_bytes: u64,
@@ -907,28 +915,7 @@ impl<'a> PackWriter<'a> {
             if from.is_some_and(|c| c >= len) {
                 continue;
             }
-            repair_header(&path)?;
-            let mut found = 0usize;
-            let end = scan_pack(&path, from.unwrap_or(0), |offset, _, h| {
-                found += tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO objects (hash, pack, offset, stored, size, codec)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![
-                        &h.hash.to_bytes()[..],
-                        id,
-                        offset,
-                        h.stored,
-                        h.size,
-                        h.codec
-                    ])?;
-                Ok(())
-            })
-            .map_err(|e| match e {
-                ScanError::Io(e) => Error::io("read", &path, e),
-                ScanError::Db(e) => self.packs.db_error(e),
-            })?;
+            let (end, found) = self.packs.index_pack(&tx, id, from.unwrap_or(0))?;
             let f = OpenOptions::new()
                 .write(true)
                 .open(&path)
@@ -1024,7 +1011,7 @@ impl<'a> PackWriter<'a> {
     }
 
     fn append(&mut self, record: Record, avoid: &[u32], only_new: bool) -> Result<bool> {
-        let len = record.len();
+        let len = record.written_len();
         let usable = self.current.as_ref().is_some_and(|c| {
             !avoid.contains(&c.id)
                 && (c.end == PACK_HEADER.len() as u64 || c.end + len <= MAX_PACK_BYTES)
@@ -1090,11 +1077,11 @@ impl<'a> PackWriter<'a> {
     /// a new one.
     fn roll(&mut self, avoid: &[u32]) -> Result<()> {
         if let Some(c) = self.current.take() {
-            self.closed.push((c, true));
+            self.closed.push(c);
         }
         let committed = self.committed()?;
         let last = committed.keys().max().copied();
-        let written: Vec<u32> = self.closed.iter().map(|(c, _)| c.id).collect();
+        let written: Vec<u32> = self.closed.iter().map(|c| c.id).collect();
         if let Some(id) = last
             && !avoid.contains(&id)
             && !written.contains(&id)
@@ -1173,7 +1160,7 @@ impl<'a> PackWriter<'a> {
             }
             return Ok(0);
         }
-        let mut packs: Vec<Appending> = self.closed.drain(..).map(|(c, _)| c).collect();
+        let mut packs: Vec<Appending> = self.closed.drain(..).collect();
         packs.extend(self.current.take());
         let mut new_pack = false;
         for c in &mut packs {
