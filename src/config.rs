@@ -16,13 +16,19 @@ use crate::fsutil::{LinkType, write_atomic};
 pub const DEFAULT_CACHE_TYPE: &str = "reflink,copy";
 
 /// The key patterns bale knows (a `*` segment matches any one name).
-pub const KEYS: [&str; 6] = [
+pub const KEYS: [&str; 12] = [
     "cache.type",
     "cache.dir",
     "pack.threshold",
     "pack.compression",
     "import.batch_entries",
     "import.batch_bytes",
+    "core.remote",
+    "remote.*.url",
+    "remote.*.endpoint",
+    "remote.*.region",
+    "remote.*.profile",
+    "remote.*.retries",
 ];
 
 /// Objects smaller than this may be packed (`pack.threshold`).
@@ -31,6 +37,21 @@ pub const DEFAULT_PACK_THRESHOLD: u64 = 1 << 20;
 /// and this many bytes (`import.batch_bytes`).
 pub const DEFAULT_BATCH_ENTRIES: u64 = 10_000;
 pub const DEFAULT_BATCH_BYTES: u64 = 4 << 20;
+
+/// The value a key has when no file sets it, for the keys that have one.
+pub fn default_of(key: &str) -> Option<String> {
+    Some(match key {
+        "cache.type" => DEFAULT_CACHE_TYPE.to_owned(),
+        "pack.threshold" => DEFAULT_PACK_THRESHOLD.to_string(),
+        "pack.compression" => "zstd".to_owned(),
+        "import.batch_entries" => DEFAULT_BATCH_ENTRIES.to_string(),
+        "import.batch_bytes" => DEFAULT_BATCH_BYTES.to_string(),
+        _ if key.starts_with("remote.") && key.ends_with(".retries") => {
+            crate::remote::DEFAULT_RETRIES.to_string()
+        }
+        _ => return None,
+    })
+}
 
 /// Whether `key` is one bale knows.
 pub fn is_known(key: &str) -> bool {
@@ -225,7 +246,8 @@ fn check_key(key: &str) -> Result<()> {
 fn check_value(key: &str, value: &str) -> Result<()> {
     let invalid = |reason: String| Error::InvalidConfigValue {
         key: key.into(),
-        value: value.into(),
+        // A URL with credentials in it is refused without repeating them.
+        value: crate::remote::redacted(value),
         reason,
     };
     match key {
@@ -237,6 +259,18 @@ fn check_value(key: &str, value: &str) -> Result<()> {
         "pack.threshold" | "import.batch_entries" | "import.batch_bytes" => {
             parse_size(value).map(|_| ()).map_err(invalid)
         }
+        _ if key.starts_with("remote.") && key.ends_with(".url") => {
+            crate::remote::Location::parse(value)
+                .map(|_| ())
+                .map_err(invalid)
+        }
+        _ if key.starts_with("remote.") && key.ends_with(".endpoint") => {
+            crate::remote::check_endpoint(value).map_err(invalid)
+        }
+        _ if key.starts_with("remote.") && key.ends_with(".retries") => value
+            .parse::<u32>()
+            .map(|_| ())
+            .map_err(|_| invalid("expected a whole number of retries, such as 5".into())),
         _ => Ok(()),
     }
 }

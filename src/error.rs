@@ -61,7 +61,11 @@ pub enum Error {
     #[error("file names that are not valid UTF-8 (bale records paths as UTF-8):\n{}", list_paths(.0))]
     BadNames(Vec<PathBuf>),
     #[error("{out} was left as it is: objects its new content needs are missing from the cache:\n{}", missing.iter().take(20).map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"))]
-    ObjectsMissing { out: String, missing: Vec<String> },
+    ObjectsMissing {
+        out: String,
+        missing: Vec<String>,
+        remote: Option<String>,
+    },
     #[error("the cache folder {} is missing", .0.display())]
     CacheMissing(PathBuf),
     #[error("{} does not exist", .0.display())]
@@ -83,6 +87,8 @@ pub enum Error {
         hash: Hash,
         path: PathBuf,
         cache: PathBuf,
+        /// The default remote (`core.remote`), for the hint.
+        remote: Option<String>,
     },
     #[error("the cache object {hash} for {} is corrupt: its content no longer matches its name (it is no longer served from the cache {})", path.display(), cache.display())]
     CorruptObject {
@@ -122,6 +128,56 @@ pub enum Error {
     NotMade { count: usize },
     #[error("{} exists and is not the out of this archive", crate::paths::quoted(.0))]
     DestinationExists(PathBuf),
+    #[error("{0} is not set")]
+    ConfigUnset(String),
+    #[error("there is no remote named {name:?}{}", if known.is_empty() { "; none is configured".to_owned() } else { format!(" (configured: {})", known.join(", ")) })]
+    UnknownRemote { name: String, known: Vec<String> },
+    #[error("no remote named: -r NAME is not given and core.remote is not set{}", if known.is_empty() { String::new() } else { format!(" (configured: {})", known.join(", ")) })]
+    NoDefaultRemote { known: Vec<String> },
+    #[error("a remote named {0:?} exists already")]
+    RemoteExists(String),
+    #[error("bad remote URL {url:?}: {reason}")]
+    BadRemoteUrl { url: String, reason: String },
+    #[error("remote {remote}: {message}")]
+    Remote {
+        remote: String,
+        problem: RemoteProblem,
+        message: String,
+    },
+}
+
+/// What went wrong with a remote, for the hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteProblem {
+    NoCredentials,
+    AccessDenied,
+    BucketMissing,
+    FolderMissing,
+    Unreachable,
+    Failed,
+    ObjectMissing,
+    ObjectCorrupt,
+}
+
+fn remote_hint(remote: &str, problem: RemoteProblem) -> Option<String> {
+    Some(match problem {
+        RemoteProblem::NoCredentials => format!(
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile of ~/.aws/credentials with `bale config remote.{remote}.profile PROFILE`"
+        ),
+        RemoteProblem::AccessDenied => "check the credentials (the AWS_* variables or the profile) and that they may list, read and write the bucket".into(),
+        RemoteProblem::BucketMissing => format!(
+            "create the bucket, or fix the URL with `bale config remote.{remote}.url s3://BUCKET/PREFIX`"
+        ),
+        RemoteProblem::FolderMissing => format!(
+            "mount or create the folder, or fix the URL with `bale config remote.{remote}.url PATH`"
+        ),
+        RemoteProblem::Unreachable => format!(
+            "check the network and remote.{remote}.endpoint; run the command again to resume (what arrived is not moved again)"
+        ),
+        RemoteProblem::Failed => "run the command again to resume: what arrived is not moved again".into(),
+        RemoteProblem::ObjectMissing => "push it from a repository whose cache holds it (`bale push`)".into(),
+        RemoteProblem::ObjectCorrupt => "the remote's copy is damaged and was not stored; push the object again from a sound cache".into(),
+    })
 }
 
 fn list_paths(paths: &[PathBuf]) -> String {
@@ -174,9 +230,21 @@ impl Error {
             Error::Locked(_) => {
                 Some("wait for the other bale command to finish, then run this one again".into())
             }
-            Error::MissingObject { .. } | Error::ObjectsMissing { .. } => Some(
-                "the data for this hash is gone from this cache; restore it from a copy of the cache, or `bale add` the data again".into(),
+            Error::MissingObject { remote, .. } | Error::ObjectsMissing { remote, .. } => {
+                Some(match remote {
+                    Some(r) => format!(
+                        "run `bale fetch` to get it from the remote {r} (`bale pull` fetches, then checks out)"
+                    ),
+                    None => "run `bale fetch -r NAME` if a remote holds it (`bale remote list`); otherwise restore it from a copy of the cache, or `bale add` the data again".into(),
+                })
+            }
+            Error::UnknownRemote { .. } | Error::NoDefaultRemote { .. } => Some(
+                "add one with `bale remote add NAME URL` (`--default` makes it core.remote), or name one with -r NAME".into(),
             ),
+            Error::RemoteExists(name) => Some(format!(
+                "remove it first with `bale remote remove {name}`, or choose another name"
+            )),
+            Error::Remote { remote, problem, .. } => remote_hint(remote, *problem),
             Error::CorruptObject { .. } => Some(
                 "run `bale fsck` to check the whole cache; `bale checkout --force` remakes workspace files from sound objects".into(),
             ),

@@ -15,6 +15,7 @@ pub mod out;
 pub mod paths;
 pub mod pointer;
 pub mod progress;
+pub mod remote;
 pub mod repo;
 pub mod state;
 pub mod workspace;

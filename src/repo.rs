@@ -77,7 +77,8 @@ impl Repo {
         let cache = Cache::new(match &settings.cache_dir {
             Some(d) => paths::normalize(&root.join(d)),
             None => bale_dir.join("cache"),
-        });
+        })
+        .with_remote(config.get("core.remote")?);
         Ok(Repo {
             root,
             bale_dir,

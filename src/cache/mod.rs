@@ -31,6 +31,8 @@ pub struct Cache {
     dir: PathBuf,
     tmp: PathBuf,
     packs: pack::Packs,
+    /// The default remote, named in the hint of a missing object.
+    remote: Option<String>,
 }
 
 /// How `store_file` copies a file into the cache.
@@ -47,6 +49,25 @@ pub enum StoreMode {
 enum ReadError {
     Corrupt,
     Io(Error),
+}
+
+/// An object being received: `Cache::incoming`, then `finish_incoming`.
+pub struct Incoming {
+    tmp: tempfile::NamedTempFile,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    size: u64,
+}
+
+impl Incoming {
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        self.tmp.write_all(bytes).at("write", self.tmp.path())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
 }
 
 /// Why making a workspace file from an object failed.
@@ -79,7 +100,22 @@ impl Cache {
     pub fn new(dir: PathBuf) -> Cache {
         let tmp = dir.join("tmp");
         let packs = pack::Packs::new(&dir);
-        Cache { dir, tmp, packs }
+        Cache {
+            dir,
+            tmp,
+            packs,
+            remote: None,
+        }
+    }
+
+    /// Names the default remote (`core.remote`) in missing-object errors.
+    pub fn with_remote(mut self, remote: Option<String>) -> Cache {
+        self.remote = remote;
+        self
+    }
+
+    pub fn default_remote(&self) -> Option<&str> {
+        self.remote.as_deref()
     }
 
     pub fn dir(&self) -> &Path {
@@ -183,6 +219,66 @@ impl Cache {
         tmp.write_all(&bytes).map_err(LinkError::Io)?;
         self.publish(tmp, hash).map_err(io_err)?;
         Ok(())
+    }
+
+    /// The object `hash` as a pack record, for a remote pack: a packed
+    /// object's record as it is (its checksum checked), a loose object read,
+    /// checked against its name and encoded (compressed if `compress` and it
+    /// pays). `Ok(None)`: the cache holds no sound copy.
+    pub fn record_of(&self, hash: Hash, compress: bool) -> Result<Option<Vec<u8>>> {
+        let path = self.loose_path(hash);
+        match fs::read(&path) {
+            Ok(b) if Hash::of_bytes(&b) == hash => {
+                return Ok(Some(pack::Record::encode(hash, b, compress).to_bytes()));
+            }
+            Ok(_) => self.set_aside(hash),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+        self.packs.read_record(hash)
+    }
+
+    /// A reader of the object `hash` and its size: the loose file, or a
+    /// packed object's checked content. The loose file is not checked here:
+    /// the caller hashes what it reads.
+    pub fn reader(&self, hash: Hash) -> Result<Option<(Box<dyn io::Read + Send>, u64)>> {
+        let path = self.loose_path(hash);
+        match File::open(&path) {
+            Ok(f) => {
+                let len = f.metadata().at("read", &path)?.len();
+                return Ok(Some((Box::new(f), len)));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+        match self.packs.read(hash)? {
+            pack::Found::Bytes(b) => {
+                let len = b.len() as u64;
+                Ok(Some((Box::new(io::Cursor::new(b)), len)))
+            }
+            pack::Found::Missing | pack::Found::Corrupt => Ok(None),
+        }
+    }
+
+    /// Starts receiving an object whose content arrives in pieces (a
+    /// download): written to a temp file and hashed on the way.
+    pub fn incoming(&self) -> Result<Incoming> {
+        Ok(Incoming {
+            tmp: self.create_temp()?,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            size: 0,
+        })
+    }
+
+    /// Stores a received object as `want`, if it hashes to that name;
+    /// `Ok(false)` when it does not (nothing is stored).
+    pub fn finish_incoming(&self, mut inc: Incoming, want: Hash) -> Result<bool> {
+        inc.tmp.flush().at("write", inc.tmp.path())?;
+        if Hash(inc.hasher.digest128()) != want {
+            return Ok(false);
+        }
+        self.publish(inc.tmp, want)?;
+        Ok(true)
     }
 
     /// Whether the file stat'ed as `file` is a hard link of the object.
@@ -357,6 +453,7 @@ impl Cache {
             hash,
             path: path.as_ref().to_path_buf(),
             cache: self.dir.clone(),
+            remote: self.remote.clone(),
         }
     }
 

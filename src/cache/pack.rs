@@ -189,9 +189,16 @@ impl Record {
     }
 
     /// The record as it is written.
-    #[cfg(test)]
-    fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         [&self.head[..], &self.payload, &self.tail].concat()
+    }
+
+    /// A whole record received from elsewhere (a remote's pack), once its
+    /// checksum, lengths and content hash check out as the object `want`;
+    /// kept as it is, not encoded again. Returns the raw content too.
+    pub fn received(bytes: &[u8], want: Hash) -> Option<(Record, Vec<u8>)> {
+        let raw = decode(bytes, want)?;
+        Some((Record::from_bytes(bytes.to_vec())?, raw))
     }
 
     /// The record's length as written.
@@ -289,22 +296,32 @@ impl Header {
 /// returns the raw content, or `None` when anything is wrong: checksum,
 /// codec, lengths, or the content's hash.
 fn decode(bytes: &[u8], want: Hash) -> Option<Vec<u8>> {
+    if !record_holds(bytes, want) {
+        return None;
+    }
     let h = Header::parse(bytes)?;
-    let end = RECORD_HEADER as u64 + h.stored;
-    if h.hash != want || bytes.len() as u64 != end + RECORD_TRAILER as u64 {
-        return None;
-    }
-    let end = end as usize;
-    let sum = u64::from_le_bytes(bytes[end..].try_into().ok()?);
-    if xxh3_64(&bytes[..end]) != sum {
-        return None;
-    }
-    let payload = &bytes[RECORD_HEADER..end];
+    let payload = &bytes[RECORD_HEADER..RECORD_HEADER + usize::try_from(h.stored).ok()?];
     let raw = match h.codec {
         CODEC_RAW => payload.to_vec(),
         _ => decompress(payload, usize::try_from(h.size).ok()?)?,
     };
     (raw.len() as u64 == h.size && Hash::of_bytes(&raw) == want).then_some(raw)
+}
+
+/// Whether `bytes` is one whole record of the object `want` whose checksum
+/// holds (without decompressing or hashing the content).
+fn record_holds(bytes: &[u8], want: Hash) -> bool {
+    let Some(h) = Header::parse(bytes) else {
+        return false;
+    };
+    let end = RECORD_HEADER as u64 + h.stored;
+    if h.hash != want || bytes.len() as u64 != end + RECORD_TRAILER as u64 {
+        return false;
+    }
+    let end = end as usize;
+    bytes[end..]
+        .try_into()
+        .is_ok_and(|sum| xxh3_64(&bytes[..end]) == u64::from_le_bytes(sum))
 }
 
 /// The packs of one cache, for readers; `PackWriter` appends to them.
@@ -489,42 +506,65 @@ impl Packs {
         Ok(f)
     }
 
-    /// Reads and checks the packed object `hash`. A record that does not
-    /// check out is dropped from the index, so it is never served again.
-    pub fn read(&self, hash: Hash) -> Result<Found> {
+    /// The bytes of the record the index names for `hash`, as they are in
+    /// the pack: `None` when it is not packed (or its pack is gone), and
+    /// `Some((loc, None))` when the pack ends before the record does.
+    fn raw_record(&self, hash: Hash) -> Result<Option<(Location, Option<Vec<u8>>)>> {
         // A pack may be rewritten by gc between the lookup and the read:
         // then the object has moved, and a second lookup finds it.
         for attempt in 0..2 {
             let Some(loc) = self.locate(hash)? else {
-                return Ok(Found::Missing);
+                return Ok(None);
             };
             let f = match self.file(loc.pack) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     self.drop_entry(hash, loc);
-                    return Ok(Found::Missing);
+                    return Ok(None);
                 }
                 Err(e) => return Err(Error::io("read", self.pack_path(loc.pack), e)),
             };
             let mut bytes = vec![0; loc.record_len() as usize];
-            match f.read_exact_at(&mut bytes, loc.offset) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    self.drop_entry(hash, loc);
-                    return Ok(Found::Corrupt);
-                }
-                Err(e) => return Err(Error::io("read", self.pack_path(loc.pack), e)),
-            }
-            return Ok(match decode(&bytes, hash) {
+            return match f.read_exact_at(&mut bytes, loc.offset) {
+                Ok(()) => Ok(Some((loc, Some(bytes)))),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Some((loc, None))),
+                Err(e) => Err(Error::io("read", self.pack_path(loc.pack), e)),
+            };
+        }
+        Ok(None)
+    }
+
+    /// Reads and checks the packed object `hash`. A record that does not
+    /// check out is dropped from the index, so it is never served again.
+    pub fn read(&self, hash: Hash) -> Result<Found> {
+        Ok(match self.raw_record(hash)? {
+            None => Found::Missing,
+            Some((loc, bytes)) => match bytes.and_then(|b| decode(&b, hash)) {
                 Some(raw) => Found::Bytes(raw),
                 None => {
                     self.drop_entry(hash, loc);
                     Found::Corrupt
                 }
-            });
-        }
-        Ok(Found::Missing)
+            },
+        })
+    }
+
+    /// The record of the packed object `hash` as it is in its pack, once
+    /// its header names the object and its checksum holds (the content is
+    /// not decompressed: a receiver checks it); `None` when it is not
+    /// packed, or its record is damaged (then it is dropped from the index).
+    pub fn read_record(&self, hash: Hash) -> Result<Option<Vec<u8>>> {
+        Ok(match self.raw_record(hash)? {
+            None => None,
+            Some((loc, bytes)) => match bytes.filter(|b| record_holds(b, hash)) {
+                Some(b) => Some(b),
+                None => {
+                    self.drop_entry(hash, loc);
+                    None
+                }
+            },
+        })
     }
 
     /// Drops the object's row if it still names `loc` (best effort, not

@@ -1,6 +1,5 @@
 //! `bale config KEY [VALUE] [--unset] [--local]`, `bale config --list`.
 
-use crate::config::DEFAULT_CACHE_TYPE;
 use crate::error::IoContext;
 use crate::ops::checkout::relink_hint;
 use crate::repo::Repo;
@@ -39,8 +38,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let effective = |repo: &Repo| -> anyhow::Result<String> {
         Ok(match (repo.config.get(key)?, key) {
             (Some(v), _) => v,
-            (None, "cache.type") => DEFAULT_CACHE_TYPE.to_owned(),
-            (None, _) => repo.cache.dir().display().to_string(),
+            (None, "cache.dir") => repo.cache.dir().display().to_string(),
+            (None, _) => match crate::config::default_of(key) {
+                Some(v) => v,
+                None => return Err(crate::Error::ConfigUnset(key.to_owned()).into()),
+            },
         })
     };
     if !writing {
@@ -55,13 +57,16 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         let abs = repo.root.join(dir);
         std::fs::create_dir_all(&abs).at("create the cache folder", &abs)?;
     }
-    let before = effective(&repo)?;
+    let before = effective(&repo).ok();
     repo.config.set(key, args.value.as_deref(), args.local)?;
-    let after = effective(&repo)?;
-    if key == "cache.type" && before != after {
+    let after = effective(&repo).ok();
+    if key == "cache.type"
+        && before != after
+        && let Some(after) = &after
+    {
         // Judged against how the workspace is linked, not against the old
         // value: a change back to what the files have needs no relink.
-        let linker = Linker::new(crate::fsutil::LinkType::parse_list(&after).unwrap_or_default());
+        let linker = Linker::new(crate::fsutil::LinkType::parse_list(after).unwrap_or_default());
         let stale: Vec<String> = repo
             .state()?
             .link_types()?
@@ -73,6 +78,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             hint(relink_hint(&stale, &linker));
         }
     }
-    ctx.say(format!("{key} = {after}"));
+    match after {
+        Some(v) => ctx.say(format!("{key} = {v}")),
+        None => ctx.say(format!("{key} unset")),
+    }
     Ok(())
 }

@@ -5,12 +5,15 @@ mod add;
 mod checkout;
 mod commit;
 mod config;
+mod fetch;
 mod fsck;
 mod gc;
 mod import;
 mod init;
 mod meta;
 mod pack;
+mod push;
+mod remote;
 mod status;
 mod unprotect;
 
@@ -23,6 +26,10 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Error;
 use crate::repo::{Access, DEFAULT_LOCK_WAIT, Repo};
+
+/// Concurrent transfers to or from a remote without `-j`: each holds a
+/// pack of a few MiB in memory.
+pub const DEFAULT_TRANSFERS: usize = 4;
 
 /// The most parallel jobs `-j` accepts.
 pub const MAX_JOBS: u16 = 1024;
@@ -75,6 +82,14 @@ pub enum Command {
     Fsck(fsck::Args),
     /// Move small loose cache objects into packs
     Pack(pack::Args),
+    /// Manage remotes: where the cache's objects are pushed and fetched
+    Remote(remote::Args),
+    /// Upload what the remote lacks of the tracked outs
+    Push(push::Args),
+    /// Download what the cache lacks of the tracked outs
+    Fetch(fetch::Args),
+    /// Fetch, then check out
+    Pull(fetch::PullArgs),
     /// Print a shell completion script
     Completions(meta::CompletionsArgs),
     /// Print the man page (roff)
@@ -87,6 +102,8 @@ pub struct Ctx {
     pub quiet: bool,
     pub verbose: bool,
     pub wait: Duration,
+    /// `-j`, when given.
+    pub jobs: Option<u16>,
     /// The first error writing stdout: the command ends on it.
     stdout_error: RefCell<Option<io::Error>>,
 }
@@ -109,6 +126,11 @@ impl Ctx {
         if let Err(e) = writeln!(io::stdout().lock(), "{line}") {
             *failed = Some(e);
         }
+    }
+
+    /// Concurrent transfers to or from a remote: `-j`, else 4.
+    pub fn transfers(&self) -> usize {
+        self.jobs.map_or(DEFAULT_TRANSFERS, usize::from)
     }
 
     /// The repository, for a command that uses the cache. A configured
@@ -213,6 +235,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         quiet: cli.quiet,
         verbose: cli.verbose,
         wait: cli.wait.map_or(DEFAULT_LOCK_WAIT, Duration::from_secs),
+        jobs: cli.jobs,
         stdout_error: RefCell::new(None),
     };
     let result = match cli.command {
@@ -227,6 +250,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fsck(a) => fsck::run(&ctx, a),
         Command::Import(a) => import::run(&ctx, a),
         Command::Pack(a) => pack::run(&ctx, a),
+        Command::Remote(a) => remote::run(&ctx, a),
+        Command::Push(a) => push::run(&ctx, a),
+        Command::Fetch(a) => fetch::run(&ctx, a),
+        Command::Pull(a) => fetch::pull(&ctx, a),
         Command::Completions(a) => meta::completions(&ctx, a),
         Command::Man => meta::man(&ctx),
     };

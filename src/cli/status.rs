@@ -22,6 +22,67 @@ pub struct Args {
     /// Print one JSON array, one object per out (with -v: the paths too)
     #[arg(long)]
     pub json: bool,
+    /// Say instead whether each out's content is all on the remote
+    #[arg(long)]
+    pub remote: bool,
+    /// The remote for --remote (default: core.remote); implies --remote
+    #[arg(short = 'r', value_name = "NAME")]
+    pub remote_name: Option<String>,
+}
+
+#[derive(Serialize, Debug)]
+struct JsonOnRemote<'a> {
+    path: &'a str,
+    remote: &'a str,
+    state: &'static str,
+    missing: Option<usize>,
+    objects: Option<usize>,
+}
+
+/// `status --remote`: per out, whether the remote holds all of it.
+fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
+    use crate::remote::{self, Purpose, Remote, fetch};
+    let repo = ctx.open(false)?;
+    let spec = remote::spec(&repo.config, args.remote_name.as_deref())?;
+    let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Refuse)?;
+    let remote = Remote::open(&spec, &repo.root, Purpose::Read)?;
+    let states = fetch::compare(&repo, &remote, &outs, ctx.transfers())?;
+    let state = |s: &fetch::OnRemote| match s.missing_of {
+        Some((0, _)) => "on-remote",
+        Some((m, n)) if m < n => "partly-on-remote",
+        _ => "not-on-remote",
+    };
+    if args.json {
+        let json: Vec<JsonOnRemote> = states
+            .iter()
+            .map(|s| JsonOnRemote {
+                path: &s.key,
+                remote: &remote.name,
+                state: state(s),
+                missing: s.missing_of.map(|(m, _)| m),
+                objects: s.missing_of.map(|(_, n)| n),
+            })
+            .collect();
+        ctx.print(serde_json::to_string_pretty(&json)?);
+    } else {
+        for s in &states {
+            let name = &remote.name;
+            ctx.print(match s.missing_of {
+                Some((0, _)) => format!("{}: on the remote {name}", s.key),
+                Some((m, n)) => {
+                    format!("{}: {m} of {n} objects are not on the remote {name}", s.key)
+                }
+                None => format!(
+                    "{}: not on the remote {name} (its manifest is neither there nor in the cache)",
+                    s.key
+                ),
+            });
+        }
+    }
+    if ctx.verbose {
+        ctx.say(format!("remote {}: {}", remote.name, remote.stats.line()));
+    }
+    Ok(())
 }
 
 #[derive(Serialize, Debug)]
@@ -37,6 +98,9 @@ struct JsonStatus<'a> {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    if args.remote || args.remote_name.is_some() {
+        return on_remote(ctx, &args);
+    }
     let mut repo = ctx.open(false)?;
     if repo.held == Held::Nothing {
         super::warn("another bale command is writing; showing the state it last recorded");

@@ -31,8 +31,9 @@ use crate::manifest::{Manifest, ManifestEntry};
 use crate::paths;
 use crate::progress::Bar;
 
-/// Small entries go to packs when a first batch holds at least this many.
-const MANY: usize = 1000;
+/// Small entries go to packs when a first batch holds at least this many
+/// (a fetch uses the same rule for what it downloads).
+pub const PACK_WHEN_MANY: usize = 1000;
 
 /// How an entry's bytes are stored in the archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -606,7 +607,7 @@ impl Importer<'_> {
         let packed = *self.packed.get_or_insert_with(|| match mode {
             Mode::Auto { links_share: false } => {
                 let n = batch.entries.iter().filter(|p| small(p.size)).count();
-                n >= MANY || (batch.full && n * 2 > batch.entries.len())
+                n >= PACK_WHEN_MANY || (batch.full && n * 2 > batch.entries.len())
             }
             Mode::Packed => true,
             _ => false,

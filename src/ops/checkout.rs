@@ -145,6 +145,7 @@ fn check_objects(repo: &Repo, o: &Out, plan: &plan::CheckoutPlan) -> Result<()> 
         Err(Error::ObjectsMissing {
             out: o.key.clone(),
             missing,
+            remote: repo.cache.default_remote().map(str::to_owned),
         })
     }
 }

@@ -1,0 +1,657 @@
+//! Remotes: where a cache's objects are pushed to and fetched from. A
+//! remote is a folder (another disk, an NFS mount) or an S3-compatible
+//! bucket, both reached through `object_store`, so the transfer code is the
+//! same for both. `layout.rs` says where objects are on a remote,
+//! `index.rs` remembers which objects a remote's packs hold, `push.rs` and
+//! `fetch.rs` move them.
+//!
+//! The calls here are blocking: each runs its request on a small tokio
+//! runtime (`Handle::block_on`), so that worker threads can each drive one
+//! transfer while the runtime's threads do the network I/O.
+
+pub mod creds;
+pub mod fetch;
+pub mod index;
+pub mod layout;
+pub mod push;
+
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as Key;
+use object_store::prefix::PrefixStore;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
+
+use crate::config::ConfigFiles;
+use crate::error::{Error, RemoteProblem, Result};
+use crate::paths;
+
+/// Objects at least this large are uploaded in parts...
+pub const MULTIPART_MIN: u64 = 16 << 20;
+/// ...of this size, at most this many in flight per object.
+const PART_SIZE: usize = 8 << 20;
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Retries of a request that failed for a passing reason (timeouts, 5xx,
+/// throttling), unless `remote.NAME.retries` says otherwise.
+pub const DEFAULT_RETRIES: u32 = 5;
+
+/// Where a remote is, as its URL says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A folder; a relative path is relative to the repository's root.
+    Folder(PathBuf),
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// Reads a remote URL: `s3://bucket[/prefix]`, `file:///path`, or a
+    /// plain path. A URL carrying credentials is refused: it would end up
+    /// in a committed config file.
+    pub fn parse(url: &str) -> Result<Location, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("the URL is empty".into());
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.contains('@') || bucket.contains(':') {
+                return Err("credentials do not belong in a URL: give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in a profile of ~/.aws/credentials".into());
+            }
+            if bucket.is_empty()
+                || !bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
+            {
+                return Err("expected s3://BUCKET/PREFIX, with a bucket name of lowercase letters, digits, '-' and '.'".into());
+            }
+            let prefix = prefix.trim_matches('/');
+            if prefix.split('/').any(|s| s == "." || s == "..") || prefix.contains("//") {
+                return Err("the prefix may not hold empty, '.' or '..' segments".into());
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+            });
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err("expected file:///ABSOLUTE/PATH".into());
+            }
+            return Ok(Location::Folder(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            return Err(format!(
+                "bale cannot reach {scheme}:// remotes; use a folder path, file:///PATH or s3://BUCKET/PREFIX (any S3-compatible store, with remote.NAME.endpoint)"
+            ));
+        }
+        Ok(Location::Folder(PathBuf::from(url)))
+    }
+}
+
+/// `url` with any credentials in it (`scheme://USER:SECRET@host`) masked,
+/// for messages.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// Checks an S3 endpoint URL: http or https, and no credentials in it.
+pub fn check_endpoint(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("expected an http:// or https:// URL, such as http://127.0.0.1:9000")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("credentials do not belong in a URL: give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in a profile of ~/.aws/credentials".into());
+    }
+    if authority.is_empty() {
+        return Err("the URL names no host".into());
+    }
+    Ok(())
+}
+
+/// A remote as configured.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub name: String,
+    pub url: String,
+    pub location: Location,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub retries: u32,
+}
+
+/// The configured remotes, name and URL, sorted by name.
+pub fn configured(config: &ConfigFiles) -> Result<Vec<(String, String)>> {
+    Ok(config
+        .list()?
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("remote.")?.strip_suffix(".url")?;
+            (!name.contains('.')).then(|| (name.to_owned(), v))
+        })
+        .collect())
+}
+
+/// The remote `name`, or the default one (`core.remote`).
+pub fn spec(config: &ConfigFiles, name: Option<&str>) -> Result<Spec> {
+    let known =
+        || -> Result<Vec<String>> { Ok(configured(config)?.into_iter().map(|(n, _)| n).collect()) };
+    let name = match name {
+        Some(n) => n.to_owned(),
+        None => match config.get("core.remote")? {
+            Some(n) => n,
+            None => return Err(Error::NoDefaultRemote { known: known()? }),
+        },
+    };
+    let key = |k: &str| format!("remote.{name}.{k}");
+    if !is_name(&name) {
+        return Err(Error::UnknownRemote {
+            name,
+            known: known()?,
+        });
+    }
+    let Some(url) = config.get(&key("url"))? else {
+        return Err(Error::UnknownRemote {
+            name,
+            known: known()?,
+        });
+    };
+    let location = Location::parse(&url).map_err(|reason| Error::BadRemoteUrl {
+        url: redacted(&url),
+        reason,
+    })?;
+    let endpoint = config.get(&key("endpoint"))?;
+    if let Some(e) = &endpoint {
+        check_endpoint(e).map_err(|reason| Error::InvalidConfigValue {
+            key: key("endpoint"),
+            value: e.clone(),
+            reason,
+        })?;
+    }
+    let retries = match config.get(&key("retries"))? {
+        None => DEFAULT_RETRIES,
+        Some(v) => v.parse().map_err(|_| Error::InvalidConfigValue {
+            key: key("retries"),
+            value: v.clone(),
+            reason: "expected a whole number of retries, such as 5".into(),
+        })?,
+    };
+    Ok(Spec {
+        region: config.get(&key("region"))?,
+        profile: config.get(&key("profile"))?,
+        name,
+        url,
+        location,
+        endpoint,
+        retries,
+    })
+}
+
+/// Whether `name` can name a remote: it is one segment of a config key.
+pub fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+}
+
+/// Requests made and bytes moved, for `-v`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+}
+
+impl Stats {
+    pub fn line(&self) -> String {
+        format!(
+            "{} requests, {} sent, {} received",
+            self.requests.load(Ordering::Relaxed),
+            crate::cli::human_size(self.sent.load(Ordering::Relaxed)),
+            crate::cli::human_size(self.received.load(Ordering::Relaxed)),
+        )
+    }
+
+    fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An open remote.
+pub struct Remote {
+    pub name: String,
+    /// What the user wrote, for messages (never holds credentials).
+    pub url: String,
+    /// Identifies the remote's content for the local copy of its indexes.
+    pub identity: String,
+    is_s3: bool,
+    store: Arc<dyn ObjectStore>,
+    rt: tokio::runtime::Runtime,
+    pub stats: Stats,
+}
+
+/// What opening a remote is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Read,
+    /// A folder remote that is not there yet is made.
+    Write,
+}
+
+impl Remote {
+    pub fn open(spec: &Spec, root: &Path, purpose: Purpose) -> Result<Remote> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start the network runtime", "bale", e))?;
+        let fail = |problem, message: String| Error::Remote {
+            remote: spec.name.clone(),
+            problem,
+            message,
+        };
+        let (store, identity, is_s3): (Arc<dyn ObjectStore>, String, bool) = match &spec.location {
+            Location::Folder(p) => {
+                let dir = paths::normalize(&root.join(p));
+                if !dir.is_dir() {
+                    if purpose == Purpose::Read {
+                        return Err(fail(
+                            RemoteProblem::FolderMissing,
+                            format!("the folder {} does not exist", paths::quoted(&dir)),
+                        ));
+                    }
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| Error::io("create the remote folder", &dir, e))?;
+                }
+                let fs = LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|e| fail(RemoteProblem::FolderMissing, e.to_string()))?
+                    .with_fsync(true);
+                (Arc::new(fs), format!("file://{}", dir.display()), false)
+            }
+            Location::S3 { bucket, prefix } => {
+                let store = s3_store(spec, bucket).map_err(|(p, m)| fail(p, m))?;
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(store)
+                } else {
+                    Arc::new(PrefixStore::new(store, prefix.as_str()))
+                };
+                let endpoint = spec.endpoint.as_deref().unwrap_or("aws");
+                (store, format!("s3://{bucket}/{prefix} at {endpoint}"), true)
+            }
+        };
+        Ok(Remote {
+            name: spec.name.clone(),
+            url: spec.url.clone(),
+            identity,
+            is_s3,
+            store,
+            rt,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The error for a failed request: what it was, on which key, and what
+    /// kind of trouble it is (for the hint).
+    fn error(&self, action: &str, key: &str, e: object_store::Error) -> Error {
+        let text = e.to_string();
+        let problem = match &e {
+            object_store::Error::NotFound { .. } => {
+                if self.is_s3 {
+                    RemoteProblem::BucketMissing
+                } else {
+                    RemoteProblem::FolderMissing
+                }
+            }
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => RemoteProblem::AccessDenied,
+            _ if text.contains("error sending request") || text.contains("onnection refused") => {
+                RemoteProblem::Unreachable
+            }
+            _ if text.contains("NoSuchBucket") => RemoteProblem::BucketMissing,
+            _ if text.contains("InvalidAccessKeyId")
+                || text.contains("SignatureDoesNotMatch")
+                || text.contains("AccessDenied") =>
+            {
+                RemoteProblem::AccessDenied
+            }
+            _ => RemoteProblem::Failed,
+        };
+        let message = match problem {
+            RemoteProblem::BucketMissing => {
+                format!("cannot {action} {key}: the bucket does not exist ({text})")
+            }
+            RemoteProblem::AccessDenied => format!("cannot {action} {key}: access denied ({text})"),
+            RemoteProblem::Unreachable => {
+                format!("cannot {action} {key}: the server cannot be reached ({text})")
+            }
+            _ => format!("cannot {action} {key}: {text}"),
+        };
+        Error::Remote {
+            remote: self.name.clone(),
+            problem,
+            message,
+        }
+    }
+
+    /// Every key under `prefix` with its size (one request per 1000 keys).
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let key = Key::from(prefix);
+        self.rt.block_on(async {
+            let mut stream = self.store.list(Some(&key));
+            let mut out = Vec::new();
+            self.stats.request();
+            while let Some(item) = stream.next().await {
+                let meta = item.map_err(|e| self.error("list", prefix, e))?;
+                // ListObjectsV2 returns up to 1000 keys a page.
+                if !out.is_empty() && out.len() % 1000 == 0 {
+                    self.stats.request();
+                }
+                out.push((meta.location.to_string(), meta.size));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The object at `key`, or `None` when there is none.
+    pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let k = Key::from(key);
+        self.stats.request();
+        let got = self.rt.block_on(async {
+            match self.store.get(&k).await {
+                Ok(r) => r.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        let got = got.map_err(|e| self.error("download", key, e))?;
+        if let Some(b) = &got {
+            self.stats
+                .received
+                .fetch_add(b.len() as u64, Ordering::Relaxed);
+        }
+        Ok(got)
+    }
+
+    /// Streams the object at `key` into `sink`, chunk by chunk; `false` when
+    /// there is no such object.
+    pub fn get_into(&self, key: &str, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
+        let k = Key::from(key);
+        self.stats.request();
+        self.rt.block_on(async {
+            let r = match self.store.get(&k).await {
+                Ok(r) => r,
+                Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => return Err(self.error("download", key, e)),
+            };
+            let mut stream = r.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.error("download", key, e))?;
+                self.stats
+                    .received
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                sink(&chunk)?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// The byte ranges of `key`, one request each.
+    pub fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let k = Key::from(key);
+        let mut out = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            self.stats.request();
+            let b = self
+                .rt
+                .block_on(self.store.get_range(&k, r.clone()))
+                .map_err(|e| self.error("download", key, e))?;
+            if b.len() as u64 != r.end - r.start {
+                return Err(Error::Remote {
+                    remote: self.name.clone(),
+                    problem: RemoteProblem::ObjectCorrupt,
+                    message: format!("{key} is shorter than its index says"),
+                });
+            }
+            self.stats
+                .received
+                .fetch_add(b.len() as u64, Ordering::Relaxed);
+            out.push(b);
+        }
+        Ok(out)
+    }
+
+    /// Stores `bytes` at `key` in one request: the object appears whole or
+    /// not at all.
+    pub fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let k = Key::from(key);
+        let len = bytes.len() as u64;
+        self.stats.request();
+        self.rt
+            .block_on(self.store.put(&k, PutPayload::from_bytes(bytes)))
+            .map_err(|e| self.error("upload", key, e))?;
+        self.stats.sent.fetch_add(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Uploads what `r` yields (`size` bytes) to `key` in parts; the object
+    /// appears only once the upload completes. `check` sees every chunk, and
+    /// the upload is abandoned, not completed, if it then says no.
+    pub fn put_parts(
+        &self,
+        key: &str,
+        r: &mut dyn Read,
+        on_chunk: &mut dyn FnMut(&[u8]),
+        check: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
+        let k = Key::from(key);
+        let fail = |e| self.error("upload", key, e);
+        // The writer starts each part's upload as a task of the runtime.
+        let _runtime = self.rt.enter();
+        self.stats.request();
+        let upload = self
+            .rt
+            .block_on(self.store.put_multipart(&k))
+            .map_err(fail)?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pending = 0usize;
+        let result = (|| -> Result<()> {
+            loop {
+                let n = match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io("read", key, e)),
+                };
+                on_chunk(&buf[..n]);
+                w.write(&buf[..n]);
+                pending += n;
+                while pending >= PART_SIZE {
+                    pending -= PART_SIZE;
+                    self.stats.request();
+                }
+                self.rt
+                    .block_on(w.wait_for_capacity(PARTS_IN_FLIGHT))
+                    .map_err(fail)?;
+                self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            check()
+        })();
+        match result {
+            Ok(()) => {
+                if pending > 0 {
+                    self.stats.request();
+                }
+                self.stats.request();
+                self.rt.block_on(w.finish()).map_err(fail)?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.rt.block_on(w.abort());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Runs `work` on each job, on `threads` threads at once (each thread
+/// drives one transfer at a time); the results come back in job order.
+pub fn in_parallel<J: Send, R: Send>(
+    jobs: Vec<J>,
+    threads: usize,
+    work: impl Fn(J) -> R + Sync,
+) -> Vec<R> {
+    let n = jobs.len();
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate());
+    let results = std::sync::Mutex::new((0..n).map(|_| None).collect::<Vec<Option<R>>>());
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, n.max(1)) {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                    let Some((i, job)) = next else { break };
+                    let r = work(job);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn s3_store(
+    spec: &Spec,
+    bucket: &str,
+) -> Result<object_store::aws::AmazonS3, (RemoteProblem, String)> {
+    let found = creds::find(spec.profile.as_deref())
+        .map_err(|m| (RemoteProblem::NoCredentials, m))?
+        .ok_or((
+            RemoteProblem::NoCredentials,
+            "no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and ~/.aws/credentials has no profile to use".to_owned(),
+        ))?;
+    let mut b = match found {
+        creds::Found::Keys(c) => {
+            let b = AmazonS3Builder::new()
+                .with_access_key_id(c.key_id)
+                .with_secret_access_key(c.secret);
+            match c.token {
+                Some(t) => b.with_token(t),
+                None => b,
+            }
+        }
+        creds::Found::Provider => AmazonS3Builder::from_env(),
+    };
+    let endpoint = spec.endpoint.clone().or_else(|| {
+        ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|v| !v.is_empty()))
+    });
+    if let Some(e) = &endpoint {
+        b = b.with_endpoint(e.trim_end_matches('/'));
+    }
+    let region = spec
+        .region
+        .clone()
+        .or_else(|| creds::region(spec.profile.as_deref()))
+        .unwrap_or_else(|| "us-east-1".into());
+    b.with_bucket_name(bucket)
+        .with_region(region)
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: spec.retries as usize,
+            retry_timeout: Duration::from_secs(120),
+        })
+        .with_client_options(
+            ClientOptions::new()
+                .with_allow_http(
+                    endpoint
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("http://")),
+                )
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(120)),
+        )
+        .build()
+        .map_err(|e| (RemoteProblem::Failed, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_read_and_credentials_in_them_refused() {
+        assert_eq!(
+            Location::parse("s3://my-bucket/data/sets/").unwrap(),
+            Location::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "data/sets".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://b").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            Location::parse("file:///mnt/x").unwrap(),
+            Location::Folder("/mnt/x".into())
+        );
+        assert_eq!(
+            Location::parse("../store").unwrap(),
+            Location::Folder("../store".into())
+        );
+        for bad in [
+            "s3://AKIA:secret@bucket/p",
+            "s3://",
+            "s3://Bucket/p",
+            "s3://b/../p",
+            "gs://b/p",
+            "file://relative",
+            "",
+        ] {
+            assert!(Location::parse(bad).is_err(), "{bad}");
+        }
+        assert!(check_endpoint("http://127.0.0.1:9000").is_ok());
+        assert!(check_endpoint("https://user:pw@s3.example.com").is_err());
+        assert!(check_endpoint("127.0.0.1:9000").is_err());
+        assert_eq!(redacted("s3://AK:SK@bucket/p"), "s3://***@bucket/p");
+        assert_eq!(redacted("http://h:9/a@b"), "http://h:9/a@b");
+    }
+}
