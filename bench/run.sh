@@ -4,6 +4,9 @@
 # (when run as root), then runs bench.py. Arguments go to bench.py, e.g.
 #   bench/run.sh --sizes S --runs 5
 #   bench/run.sh --sizes XL --no-dvc
+# With `remote` first, runs the push/fetch benchmark (bench/remote.py)
+# against DVC with dvc-s3 on a loopback moto S3 server, e.g.
+#   bench/run.sh remote
 # With `import` first, runs the archive-import benchmark instead, with the
 # pinned disk-objectstore as its peer (no DVC needed), e.g.
 #   bench/run.sh import --runs 3
@@ -16,6 +19,9 @@ DISK_OBJECTSTORE_VERSION=1.5.0
 script=bench.py
 if [ "${1:-}" = import ]; then
   script=import.py
+  shift
+elif [ "${1:-}" = remote ]; then
+  script=remote.py
   shift
 fi
 
@@ -32,6 +38,13 @@ venv_install() { # PACKAGE==VERSION, then what to say when it fails
 }
 if [ "$script" = bench.py ] && [ ! -x "$here/.venv/bin/dvc" ]; then
   venv_install "dvc==$DVC_VERSION" "its columns will be empty"
+fi
+if [ "$script" = remote.py ] && ! "$here/.venv/bin/python" -c \
+    "import importlib.metadata as m, sys; sys.exit(m.version('dvc') != '$DVC_VERSION' or not (m.version('dvc-s3') and m.version('boto3') and m.version('moto')))" 2>/dev/null; then
+  # One resolve, so that boto3 gets the botocore that dvc-s3's aiobotocore pins.
+  echo "installing dvc[s3]==$DVC_VERSION and boto3 into bench/.venv" >&2
+  { python3 -m venv "$here/.venv" && "$here/.venv/bin/pip" install -q "dvc[s3]==$DVC_VERSION" boto3 "moto[server]"; } >&2 ||
+    echo "could not install DVC with dvc-s3: its rows will fail" >&2
 fi
 if [ "$script" = import.py ] && ! "$here/.venv/bin/python" -c \
     "import importlib.metadata as m, sys; sys.exit(m.version('disk-objectstore') != '$DISK_OBJECTSTORE_VERSION')" 2>/dev/null; then
