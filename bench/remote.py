@@ -172,8 +172,6 @@ def bale_rows(args, work, src, server):
     log("bale push data")
     rows["push the small files"] = timed([bale, "push", "data"], repo, server)
     rows["push again, nothing new"] = timed([bale, "push", "data"], repo, server)
-    log("bale push big")
-    rows["push the large files"] = timed([bale, "push", "big"], repo, server)
     b = fresh(work, "bale-b")
     sh([bale, "init", "-q"], b)
     shutil.copy(repo / "data.bale", b / "data.bale")
@@ -184,9 +182,7 @@ def bale_rows(args, work, src, server):
     log("bale fetch data")
     rows["fetch the small files"] = timed([bale, "fetch", "data"], b, server)
     rows["fetch again, nothing new"] = timed([bale, "fetch", "data"], b, server)
-    log("bale fetch big")
-    rows["fetch the large files"] = timed([bale, "fetch", "big"], b, server)
-    return rows
+    return rows, repo, b
 
 
 def dvc_rows(args, work, src, server):
@@ -213,21 +209,40 @@ def dvc_rows(args, work, src, server):
     return rows
 
 
-def boto_multipart(args, work, src, server):
-    """One multipart upload of all the large files' bytes as one object."""
+def large_rows(args, work, src, server, repo, clone, runs):
+    """bale's push of the large files and one boto3 multipart upload of the
+    same bytes as one object, alternating on one fresh server (`runs`
+    times, each bale run to a new prefix), then bale's fetch of them."""
     joined = work / "big-joined"
     if not joined.exists():
         with open(joined, "wb") as out:
             for f in sorted((src / "big").iterdir()):
                 with open(f, "rb") as i:
                     shutil.copyfileobj(i, out, 1 << 20)
-    script = (
-        "import boto3,sys\n"
-        "from boto3.s3.transfer import TransferConfig\n"
-        f"c=boto3.client('s3',endpoint_url='{server.endpoint}')\n"
-        "c.upload_file(sys.argv[1],'" + BUCKET + "','ref/joined',Config=TransferConfig("
-        "multipart_threshold=16<<20,multipart_chunksize=8<<20,max_concurrency=4))\n")
-    return timed([args.python, "-c", script, joined], work, server)
+    bale = args.bale
+    pushes, refs = [], []
+    for run in range(runs):
+        prefix = f"s3://{BUCKET}/big{run}"
+        for r in (repo, clone):
+            sh([bale, "config", "-q", "remote.s3.url", prefix], r)
+            sh([bale, "config", "-q", "remote.s3.endpoint", server.endpoint], r)
+        log(f"large files, run {run + 1}/{runs}: bale push, boto3")
+        pushes.append(timed([bale, "push", "big"], repo, server))
+        script = (
+            "import boto3,sys\n"
+            "from boto3.s3.transfer import TransferConfig\n"
+            f"c=boto3.client('s3',endpoint_url='{server.endpoint}')\n"
+            f"c.upload_file(sys.argv[1],'{BUCKET}','ref/joined{run}',Config=TransferConfig("
+            "multipart_threshold=16<<20,multipart_chunksize=8<<20,max_concurrency=4))\n")
+        refs.append(timed([args.python, "-c", script, joined], work, server))
+    log("large files: bale fetch")
+    fetch = timed([bale, "fetch", "big"], clone, server)
+    return pushes, refs, fetch
+
+
+def median(samples):
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2]
 
 
 def main():
@@ -236,6 +251,7 @@ def main():
     p.add_argument("--big", type=int, default=10)
     p.add_argument("--big-mib", type=int, default=100)
     p.add_argument("--no-dvc", action="store_true")
+    p.add_argument("--runs", type=int, default=3, help="alternating runs of the large-file rows (median)")
     p.add_argument("--bale", default=str(HERE.parent / "target" / "release" / "bale"))
     p.add_argument("--python", default=str(HERE / ".venv" / "bin" / "python"))
     p.add_argument("--work", type=Path, default=HERE / "work" / "remote")
@@ -248,19 +264,19 @@ def main():
     results = {}
     try:
         server.start()
-        results["bale"] = bale_rows(args, args.work, src, server)
+        results["bale"], repo, clone = bale_rows(args, args.work, src, server)
         server.stop()
         if not args.no_dvc:
             server.start()
             results["dvc"] = dvc_rows(args, args.work, src, server)
             server.stop()
         server.start()
-        ref = boto_multipart(args, args.work, src, server)
+        pushes, refs, fetch = large_rows(args, args.work, src, server, repo, clone, args.runs)
     finally:
         server.stop()
     total = args.big * args.big_mib
     print(f"### {args.files} files of 1-8 KiB and {args.big} of {args.big_mib} MiB; "
-          f"moto_server (in memory) on 127.0.0.1; one run\n")
+          f"moto_server (in memory) on 127.0.0.1; small files: one run\n")
     print("| operation | tool | time s | RSS MiB | requests | ratio |")
     print("|---|---|---:|---:|---:|---|")
     for op in ["push the small files", "push again, nothing new", "fetch the small files", "fetch again, nothing new"]:
@@ -272,13 +288,15 @@ def main():
             if tool == "bale" and op in results.get("dvc", {}):
                 ratio = f"dvc/bale {results['dvc'][op][0] / s:.1f}x"
             print(f"| {op} | {tool} | {s:.2f} | {rss:.0f} | {n} | {ratio} |")
-    for op in ["push the large files", "fetch the large files"]:
-        s, rss, n = results["bale"][op]
-        print(f"| {op} ({total} MiB) | bale | {s:.2f} | {rss:.0f} | {n} | {total / s:.0f} MiB/s |")
-    s, rss, n = ref
-    bale_push = results["bale"]["push the large files"][0]
-    print(f"| one multipart upload of {total} MiB | boto3 | {s:.2f} | {rss:.0f} | {n} | "
-          f"bale/boto3 {bale_push / s:.2f}x |")
+    push, ref = median(pushes), median(refs)
+    times = lambda xs: "-".join(f"{x[0]:.1f}" for x in sorted(xs))
+    print(f"| push the large files ({total} MiB), median of {len(pushes)} | bale | {push[0]:.2f} | "
+          f"{max(x[1] for x in pushes):.0f} | {push[2]} | {total / push[0]:.0f} MiB/s; runs {times(pushes)} s; "
+          f"bale/boto3 {push[0] / ref[0]:.2f}x |")
+    print(f"| one multipart upload of {total} MiB, median of {len(refs)} | boto3 | {ref[0]:.2f} | "
+          f"{max(x[1] for x in refs):.0f} | {ref[2]} | runs {times(refs)} s |")
+    s_, rss, n = fetch
+    print(f"| fetch the large files ({total} MiB) | bale | {s_:.2f} | {rss:.0f} | {n} | {total / s_:.0f} MiB/s |")
 
 
 if __name__ == "__main__":
