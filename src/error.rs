@@ -138,6 +138,12 @@ pub enum Error {
     RemoteExists(String),
     #[error("bad remote URL {url:?}: {reason}")]
     BadRemoteUrl { url: String, reason: String },
+    #[error("cannot {what}: {message}")]
+    Git { what: String, message: String },
+    #[error("unknown revision {rev:?}: {message}")]
+    BadRevision { rev: String, message: String },
+    #[error("{} is not in a git repository: {what} needs git history", .path.display())]
+    NotAGitRepository { path: PathBuf, what: &'static str },
     #[error("remote {remote}: {message}")]
     Remote {
         remote: String,
@@ -278,6 +284,12 @@ impl Error {
             )),
             Error::SharedCache(_) => Some(
                 "run `bale gc --dry-run` to see what would go; `bale gc --force` if no other repository uses this cache".into(),
+            ),
+            Error::BadRevision { .. } => Some(
+                "name a branch, a tag or a commit (anything `git rev-parse` accepts), e.g. `main`, `v1.0`, `HEAD~2`".into(),
+            ),
+            Error::NotAGitRepository { .. } => Some(
+                "run `bale gc --workspace` (or `bale gc` with no option) to keep what the workspace references; `git init` to start a history".into(),
             ),
             Error::MalformedPointer { .. } => {
                 Some("fix the file by hand or restore it from git".into())
