@@ -312,3 +312,229 @@ fn a_bale_repository_below_the_git_root_reads_its_own_folder() {
     bale_in(&proj, &["gc", "--force", "--workspace"]).ok();
     assert!(!old.join(&hash_hex(b"old")[2..]).exists());
 }
+
+// ------------------------------------------------------------------ diff
+
+/// Two versions of a folder out `data` and an out `m` that goes from a file
+/// to a folder: `v1` (tagged) and `main`.
+fn diff_fixture() -> Repo {
+    let repo = Repo::new();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    for (p, c) in [
+        ("data/a", "1"),
+        ("data/b", "2"),
+        ("data/c", "3"),
+        ("data/d/x", "4"),
+    ] {
+        repo.write(p, c);
+    }
+    repo.write("m", "m1");
+    repo.bale(&["add", "-q", "data", "m"]).ok();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "v1"]);
+    git(&repo, &["tag", "v1"]);
+    repo.write("data/b", "20");
+    fs::remove_file(repo.path("data/c")).unwrap();
+    fs::remove_dir_all(repo.path("data/d")).unwrap();
+    repo.write("data/d/y", "4");
+    repo.write("data/e", "5");
+    fs::remove_file(repo.path("m")).unwrap();
+    repo.write("m/w", "m1");
+    repo.write("m/v", "v");
+    repo.bale(&["commit", "-q", "data"]).ok();
+    repo.bale(&["add", "-q", "m"]).ok();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "v2"]);
+    repo.settle();
+    repo
+}
+
+#[test]
+fn diff_between_two_revisions_lists_adds_edits_deletes_renames_and_switches() {
+    let repo = diff_fixture();
+    let run = repo.bale(&["diff", "v1", "main"]).ok();
+    let want = "\
+data: 1 added, 1 modified, 1 deleted, 1 renamed
+  added:    data/e
+  modified: data/b
+  deleted:  data/c
+  renamed:  data/d/x -> data/d/y
+m: 1 added, 0 modified, 0 deleted, 1 renamed
+  added:    m/v
+  renamed:  m -> m/w
+total: 2 added, 1 modified, 1 deleted, 2 renamed in 2 outs
+";
+    assert_eq!(run.stdout, want, "{run}");
+    let back = repo.bale(&["diff", "main", "v1", "--json"]).ok();
+    let j: serde_json::Value = serde_json::from_str(&back.stdout).unwrap();
+    assert_eq!(j["from"], "main");
+    assert_eq!(j["to"], "v1");
+    let data = &j["outs"][0];
+    assert_eq!(data["path"], "data");
+    assert_eq!(data["added"], serde_json::json!(["data/c"]));
+    assert_eq!(data["deleted"], serde_json::json!(["data/e"]));
+    assert_eq!(data["modified"], serde_json::json!(["data/b"]));
+    assert_eq!(
+        data["renamed"],
+        serde_json::json!([["data/d/y", "data/d/x"]])
+    );
+    let m = &j["outs"][1];
+    assert_eq!(m["deleted"], serde_json::json!(["m/v"]));
+    assert_eq!(m["renamed"], serde_json::json!([["m/w", "m"]]));
+    assert_eq!(j["total"]["renamed"], 2);
+    // A target limits the diff to that out.
+    let only = repo.bale(&["diff", "v1", "main", "m"]).ok();
+    assert!(
+        only.stdout.starts_with("m: ") && !only.stdout.contains("data"),
+        "{only}"
+    );
+}
+
+#[test]
+fn diff_against_the_workspace_sees_uncommitted_edits() {
+    let repo = diff_fixture();
+    let clean = repo.bale(&["diff"]).ok();
+    assert_eq!(
+        clean.stdout, "no changes from HEAD to workspace\n",
+        "{clean}"
+    );
+    repo.write("data/a", "1, edited");
+    repo.write("data/new", "new");
+    let run = repo.bale(&["diff"]).ok();
+    assert!(
+        run.stdout
+            .starts_with("data: 1 added, 1 modified, 0 deleted, 0 renamed\n"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("  modified: data/a\n")
+            && run.stdout.contains("  added:    data/new\n"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains("\nm:"), "m is unchanged:\n{run}");
+    let from_v1 = repo.bale(&["diff", "v1", "--json"]).ok();
+    let j: serde_json::Value = serde_json::from_str(&from_v1.stdout).unwrap();
+    assert_eq!(j["to"], "workspace");
+    assert_eq!(
+        j["outs"][0]["modified"],
+        serde_json::json!(["data/a", "data/b"])
+    );
+    assert_eq!(j["total"]["added"], 3, "{from_v1}");
+}
+
+#[test]
+fn diff_tells_revisions_from_targets_as_git_does() {
+    let repo = diff_fixture();
+    git(&repo, &["branch", "data"]);
+    let run = repo.bale(&["diff", "data"]).fails();
+    assert!(run.stderr.contains("ambiguous"), "{run}");
+    assert!(run.hints().iter().any(|h| h.contains("--")), "{run}");
+    // `--` says it is a target; a full ref name says it is a revision.
+    repo.write("data/a", "edited");
+    let t = repo.bale(&["diff", "--", "data"]).ok();
+    assert!(t.stdout.contains("modified: data/a"), "{t}");
+    let r = repo.bale(&["diff", "refs/heads/data", "v1", "m"]).ok();
+    assert!(r.stdout.starts_with("m: "), "{r}");
+    let bad = repo
+        .bale(&["diff", "no-such-rev", "main", "--", "data"])
+        .fails();
+    assert!(bad.stderr.contains("no-such-rev"), "{bad}");
+}
+
+#[test]
+fn diff_outside_git_is_a_clear_error() {
+    let repo = Repo::new();
+    repo.write("d/a", "x");
+    repo.bale(&["add", "-q", "d"]).ok();
+    let run = repo.bale(&["diff"]).fails();
+    assert!(
+        run.stderr.contains("git") && !run.hints().is_empty(),
+        "{run}"
+    );
+}
+
+// ------------------------------------------------------------------- get
+
+#[test]
+fn get_makes_an_out_as_a_revision_had_it_beside_the_workspace() {
+    let repo = diff_fixture();
+    let workspace_before = repo.tree("data");
+    let snapshot_before = snapshot_hash(&repo, "data");
+    let run = repo.bale(&["get", "--rev", "v1", "data"]).ok();
+    let expected = {
+        let e = [
+            Expect::new("a", "1", false),
+            Expect::new("b", "2", false),
+            Expect::new("c", "3", false),
+            Expect::new("d/x", "4", false),
+        ];
+        expected_tree(&e)
+    };
+    assert_eq!(repo.tree("data@v1"), expected, "{run}");
+    assert_eq!(
+        repo.tree("data"),
+        workspace_before,
+        "the workspace's out changed"
+    );
+    assert_eq!(snapshot_hash(&repo, "data"), snapshot_before);
+    assert_eq!(
+        git(&repo, &["status", "--porcelain", "--", "data.bale"]),
+        ""
+    );
+    // A file out, by its pointer file, into a folder of our choosing.
+    repo.bale(&["get", "--rev", "v1", "m.bale", "-o", "old-m"])
+        .ok();
+    assert_eq!(repo.tree("old-m"), "f 644 \".\" \"m1\"\n");
+    // An existing destination needs --force, and is then replaced whole.
+    repo.write("data@v1/stray", "mine");
+    let again = repo.bale(&["get", "--rev", "v1", "data"]).fails();
+    assert!(
+        again.hints().iter().any(|h| h.contains("--force")),
+        "{again}"
+    );
+    assert!(repo.path("data@v1/stray").exists());
+    repo.bale(&["get", "--rev", "v1", "data", "--force"]).ok();
+    assert_eq!(repo.tree("data@v1"), expected);
+    // A revision name is made a file name.
+    repo.bale(&["get", "--rev", "main~1", "data"]).ok();
+    assert_eq!(repo.tree("data@main_1"), expected);
+}
+
+#[test]
+fn get_links_per_cache_type() {
+    let repo = diff_fixture();
+    repo.cache_type("hardlink");
+    repo.bale(&["get", "--rev", "v1", "data", "-o", "../elsewhere"])
+        .ok();
+    let dest = repo.outside().join("elsewhere");
+    assert_eq!(
+        ino(&dest.join("a")),
+        ino(&repo.object_for(b"1")),
+        "a hardlink of the object"
+    );
+}
+
+#[test]
+fn get_names_missing_objects_and_refuses_outs_as_destinations() {
+    let repo = diff_fixture();
+    fs::remove_file(repo.object_for(b"3")).unwrap();
+    let run = repo.bale(&["get", "--rev", "v1", "data"]).fails();
+    assert!(run.stderr.contains(&hash_hex(b"3")), "{run}");
+    assert!(
+        run.hints().iter().any(|h| h.contains("bale fetch")),
+        "{run}"
+    );
+    assert!(!repo.path("data@v1").exists(), "a partial folder was left");
+    for dest in ["data", "data/inside", "m", ".bale/x", "."] {
+        let run = repo
+            .bale(&["get", "--rev", "v1", "m", "-o", dest, "--force"])
+            .fails();
+        assert!(!run.hints().is_empty(), "{dest}: {run}");
+    }
+    assert_eq!(repo.read_string("data/a"), "1");
+    let run = repo.bale(&["get", "--rev", "v1", "nothing"]).fails();
+    assert!(
+        run.stderr.contains("nothing") && run.stderr.contains("v1"),
+        "{run}"
+    );
+}
