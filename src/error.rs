@@ -138,6 +138,20 @@ pub enum Error {
     RemoteExists(String),
     #[error("bad remote URL {url:?}: {reason}")]
     BadRemoteUrl { url: String, reason: String },
+    #[error("cannot {what}: {message}")]
+    Git { what: String, message: String },
+    #[error("unknown revision {rev:?}: {message}")]
+    BadRevision { rev: String, message: String },
+    #[error("{} is not in a git repository: {what} needs git history", .path.display())]
+    NotAGitRepository { path: PathBuf, what: &'static str },
+    #[error("{out} is not an out in {rev}")]
+    NotInRevision { out: String, rev: String },
+    #[error("{} exists", crate::paths::quoted(.0))]
+    GetDestinationExists(PathBuf),
+    #[error("cannot make {}: {reason}", crate::paths::quoted(path))]
+    BadDestination { path: PathBuf, reason: &'static str },
+    #[error("ambiguous argument {0:?}: both a revision and a path")]
+    AmbiguousArgument(String),
     #[error("remote {remote}: {message}")]
     Remote {
         remote: String,
@@ -278,6 +292,24 @@ impl Error {
             )),
             Error::SharedCache(_) => Some(
                 "run `bale gc --dry-run` to see what would go; `bale gc --force` if no other repository uses this cache".into(),
+            ),
+            Error::NotInRevision { rev, .. } => Some(format!(
+                "name the out by its path in the workspace (as `git ls-tree -r {rev}` lists its pointer file, without .bale)"
+            )),
+            Error::GetDestinationExists(_) => {
+                Some("pass --force to replace it, or name another folder with -o DIR".into())
+            }
+            Error::BadDestination { .. } => {
+                Some("name a folder outside every out with -o DIR".into())
+            }
+            Error::AmbiguousArgument(a) => Some(format!(
+                "`bale diff -- {a}` names the target; `refs/heads/{a}` or `refs/tags/{a}` names the revision"
+            )),
+            Error::BadRevision { .. } => Some(
+                "name a branch, a tag or a commit (anything `git rev-parse` accepts), e.g. `main`, `v1.0`, `HEAD~2`".into(),
+            ),
+            Error::NotAGitRepository { .. } => Some(
+                "commit the pointer files to git first (`git init`); `bale gc --workspace` (or `bale gc` with no option) keeps what the workspace references without git".into(),
             ),
             Error::MalformedPointer { .. } => {
                 Some("fix the file by hand or restore it from git".into())

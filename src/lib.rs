@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod hash;
+pub mod history;
 pub mod import;
 pub mod manifest;
 pub mod ops;

@@ -488,11 +488,19 @@ fn gc_removes_only_unreferenced_objects_and_dry_run_removes_nothing() {
     assert!(dry.stdout.contains("would remove 2 objects"), "{dry}");
     assert_eq!(repo.objects(), all, "--dry-run removed something");
 
-    let gc = repo.bale(&["gc"]).ok();
+    let asked = repo.bale(&["gc"]).ok();
+    assert!(asked.stdout.contains("would remove 2 objects"), "{asked}");
+    assert_eq!(
+        repo.objects(),
+        all,
+        "gc without --force on a pipe removed something"
+    );
+
+    let gc = repo.bale(&["gc", "--force"]).ok();
     assert!(gc.stdout.contains("removed 2 objects"), "{gc}");
     assert_eq!(repo.objects().into_iter().collect::<BTreeSet<_>>(), live);
 
-    let again = repo.bale(&["gc"]).ok();
+    let again = repo.bale(&["gc", "--force"]).ok();
     assert!(again.stdout.contains("removed 0 objects"), "{again}");
 
     fs::remove_dir_all(repo.path("data")).unwrap();

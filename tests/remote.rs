@@ -562,6 +562,20 @@ fn corrupt_remote_object_is_named_and_not_stored(b: &Backend) {
     let co = c.bale(&["checkout"]);
     assert_eq!(co.code, Some(1), "{co}");
     c.bale(&["fsck", "-q"]).ok();
+    // The fetch left a note on the remote: a push from a sound cache sends
+    // the two damaged objects again, and then the fetch completes.
+    let repush = bale(&a, &["push"]).ok();
+    assert!(repush.stdout.contains("pushed 2 objects"), "{repush}");
+    bale(&c, &["fetch", "-q"]).ok();
+    c.bale(&["checkout", "-q"]).ok();
+    assert_eq!(c.tree("data"), a.tree("data"));
+    assert_eq!(c.read("big"), a.read("big"));
+    assert!(
+        bale(&a, &["push"])
+            .ok()
+            .stdout
+            .contains("everything is on the remote")
+    );
 }
 
 fn flip(p: &Path, at: u64) {

@@ -606,7 +606,7 @@ fn gc_verbose_lists_each_removed_object() {
     repo.write("data/b", "b, edited\n");
     repo.bale(&["commit", "-q"]).ok();
     let before = object_hashes(&repo);
-    let run = repo.bale(&["gc", "-v"]).ok();
+    let run = repo.bale(&["gc", "-v", "--force"]).ok();
     let removed: Vec<String> = before.difference(&object_hashes(&repo)).cloned().collect();
     assert_eq!(removed.len(), 2, "old manifest and old b:\n{run}");
     for hash in &removed {

@@ -5,9 +5,11 @@ mod add;
 mod checkout;
 mod commit;
 mod config;
+mod diff;
 mod fetch;
 mod fsck;
 mod gc;
+mod get;
 mod import;
 mod init;
 mod meta;
@@ -74,6 +76,10 @@ pub enum Command {
     Checkout(checkout::Args),
     /// Read or write configuration
     Config(config::Args),
+    /// List files added, modified, deleted and renamed between versions
+    Diff(diff::Args),
+    /// Make an out as a git revision records it, in another folder
+    Get(get::Args),
     /// Turn linked files into private writable copies
     Unprotect(unprotect::Args),
     /// Delete cache objects that no pointer file references
@@ -245,6 +251,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => status::run(&ctx, a),
         Command::Checkout(a) => checkout::run(&ctx, a),
         Command::Config(a) => config::run(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
+        Command::Get(a) => get::run(&ctx, a),
         Command::Unprotect(a) => unprotect::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Fsck(a) => fsck::run(&ctx, a),

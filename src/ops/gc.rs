@@ -1,18 +1,64 @@
 //! gc's knowledge of what is referenced: every object that a pointer file
-//! under the repository root names, directly or through a manifest.
+//! of the workspace names, directly or through a manifest, and the same for
+//! the pointer files of the git revisions the scope asks for.
 
 use std::collections::HashSet;
 
-use crate::error::Result;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
 use crate::hash::Hash;
+use crate::history::{FoundPointer, History, Rev};
 use crate::out::{self, Inside};
+use crate::pointer::OutKind;
 use crate::repo::Repo;
 
-/// Every hash that a pointer file under the repository root references.
-/// An unreadable pointer file or a missing manifest stops gc: deleting on
-/// partial knowledge could lose data (the objects a lost manifest lists are
+/// Which git revisions gc keeps, besides the workspace (always kept).
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub branches: bool,
+    pub tags: bool,
+    /// HEAD's commit (part of the default scope).
+    pub head: bool,
+    pub all_commits: bool,
+    pub revs: Vec<String>,
+}
+
+impl Scope {
+    /// What `bale gc` keeps with no option: every branch tip, every tag,
+    /// HEAD.
+    pub fn default_refs() -> Scope {
+        Scope {
+            branches: true,
+            tags: true,
+            head: true,
+            ..Scope::default()
+        }
+    }
+
+    pub fn reads_history(&self) -> bool {
+        self.branches || self.tags || self.head || self.all_commits || !self.revs.is_empty()
+    }
+}
+
+/// What gc must keep.
+#[derive(Debug, Default)]
+pub struct Referenced {
+    pub keep: HashSet<Hash>,
+    /// Revisions read from git.
+    pub revisions: usize,
+    /// Distinct pointer files read from git.
+    pub pointer_blobs: usize,
+    /// Problems in history that do not stop gc: a manifest missing from
+    /// the cache, a malformed pointer file.
+    pub warnings: Vec<Error>,
+}
+
+/// Every hash the workspace's pointer files reference. An unreadable
+/// pointer file or a missing manifest stops gc: deleting on partial
+/// knowledge could lose data (the objects a lost manifest lists are
 /// unknown, and may come back with it).
-pub fn referenced(repo: &Repo) -> Result<HashSet<Hash>> {
+pub fn referenced_by_workspace(repo: &Repo) -> Result<HashSet<Hash>> {
     let mut keep = HashSet::new();
     for o in out::resolve(repo, &repo.root, &[], Inside::Refuse)? {
         keep.insert(o.record.hash);
@@ -22,4 +68,100 @@ pub fn referenced(repo: &Repo) -> Result<HashSet<Hash>> {
         }
     }
     Ok(keep)
+}
+
+/// What the workspace and the revisions of `scope` reference. `history`
+/// is `None` when the project is not a git repository: then a scope that
+/// names revisions explicitly is an error, and the default one keeps the
+/// workspace alone.
+pub fn referenced(
+    repo: &Repo,
+    history: Option<&mut History>,
+    scope: &Scope,
+    explicit: bool,
+) -> Result<Referenced> {
+    let mut r = Referenced {
+        keep: referenced_by_workspace(repo)?,
+        ..Referenced::default()
+    };
+    if !scope.reads_history() {
+        return Ok(r);
+    }
+    let Some(history) = history else {
+        if explicit {
+            return Err(Error::NotAGitRepository {
+                path: repo.root.clone(),
+                what: "keeping what git revisions reference",
+            });
+        }
+        return Ok(r);
+    };
+    let revs = revisions(history, scope)?;
+    r.revisions = revs.len();
+    // Pointer blobs first, over every tree once; then each blob parsed once.
+    let mut seen_trees = HashSet::new();
+    let mut blobs: Vec<(String, FoundPointer)> = Vec::new();
+    let mut seen_blobs = HashSet::new();
+    for rev in &revs {
+        history.pointers(rev, &mut seen_trees, &mut |p| {
+            if seen_blobs.insert(p.blob) {
+                blobs.push((rev.name.clone(), p));
+            }
+        })?;
+    }
+    r.pointer_blobs = blobs.len();
+    let mut manifests: Vec<(Hash, String)> = Vec::new();
+    let mut warnings = Vec::new();
+    for (rev, p) in &blobs {
+        let Some(file) = history.pointer(rev, p, &mut |e| warnings.push(e))? else {
+            continue;
+        };
+        for o in &file.outs {
+            if r.keep.insert(o.hash) && o.kind == OutKind::Dir {
+                manifests.push((o.hash, format!("{rev}:{}", p.path)));
+            }
+        }
+    }
+    // A manifest lists up to 10^6 objects: read them in parallel.
+    let listed: Vec<Result<Vec<Hash>>> = manifests
+        .par_iter()
+        .map(|(h, source)| {
+            let m = repo.cache.read_manifest(*h, std::path::Path::new(source))?;
+            Ok(m.entries().iter().map(|e| e.hash).collect())
+        })
+        .collect();
+    for l in listed {
+        match l {
+            Ok(hashes) => r.keep.extend(hashes),
+            // A manifest of history that this cache never held (or that a
+            // gc already dropped): its objects are unknown, and that
+            // revision cannot be checked out from this cache anyway.
+            Err(e @ Error::MissingObject { .. }) => warnings.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    r.warnings = warnings;
+    Ok(r)
+}
+
+/// The revisions `scope` names.
+fn revisions(history: &History, scope: &Scope) -> Result<Vec<Rev>> {
+    let mut revs = Vec::new();
+    for rev in &scope.revs {
+        revs.push(history.resolve(rev)?);
+    }
+    if scope.all_commits {
+        revs.extend(history.all_commits()?);
+    } else {
+        if scope.branches {
+            revs.extend(history.branches()?);
+        }
+        if scope.tags {
+            revs.extend(history.tags()?);
+        }
+    }
+    if scope.head {
+        revs.extend(history.head()?);
+    }
+    Ok(revs)
 }

@@ -2,7 +2,9 @@
 //! once it has parsed the arguments and opened the repository.
 
 pub mod checkout;
+pub mod diff;
 pub mod gc;
+pub mod get;
 pub mod pack;
 pub mod status;
 pub mod track;

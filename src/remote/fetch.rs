@@ -71,6 +71,7 @@ pub fn manifests(
                     continue;
                 }
                 Some(b) if Hash::of_bytes(&b) != hash => {
+                    remote.put(&layout::bad_key(hash, None), bytes::Bytes::new())?;
                     errors.push(corrupt_on_remote(remote, hash, &o.key));
                     continue;
                 }
@@ -187,6 +188,7 @@ pub fn fetch(
                         report(not_on_remote(remote, h, &names[&h]));
                         Ok((0, 0))
                     } else if size != sizes[&h] || !repo.cache.finish_incoming(inc, h)? {
+                        idx.mark_bad(remote, h, None)?;
                         report(corrupt_on_remote(remote, h, &names[&h]));
                         Ok((0, 0))
                     } else {
@@ -206,14 +208,13 @@ pub fn fetch(
                             let rec = &chunk[at..at + e.len as usize];
                             let size = sizes[&e.hash];
                             bar.inc(size);
-                            let Some((record, raw)) = Record::received(rec, e.hash) else {
+                            let checked = Record::received(rec, e.hash)
+                                .filter(|(_, raw)| raw.len() as u64 == size);
+                            let Some((record, raw)) = checked else {
+                                idx.mark_bad(remote, e.hash, Some(pack))?;
                                 report(corrupt_on_remote(remote, e.hash, &names[&e.hash]));
                                 continue;
                             };
-                            if raw.len() as u64 != size {
-                                report(corrupt_on_remote(remote, e.hash, &names[&e.hash]));
-                                continue;
-                            }
                             if packed && size < opts.threshold {
                                 records.push(record);
                             } else {

@@ -5,13 +5,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
 use super::Remote;
 use super::layout::{self, IdxEntry};
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::fsutil::write_atomic;
 use crate::hash::Hash;
 
@@ -34,6 +35,8 @@ pub struct RemoteIndex {
     singles: Option<HashSet<Hash>>,
     /// Pack indexes found damaged on the remote (their packs are not used).
     pub damaged: Vec<String>,
+    /// Copies a fetch found damaged (`layout::bad_key`), as listed.
+    bad: HashSet<(Hash, String)>,
 }
 
 /// The folder where the indexes of the remote `identity` are kept.
@@ -68,13 +71,15 @@ impl RemoteIndex {
         for entry in fs::read_dir(&dir).at("read", &dir)? {
             let entry = entry.at("read", &dir)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            match name.strip_suffix(".idx") {
-                Some(n) if wanted.contains(n) => {
-                    kept.insert(n.to_owned());
-                }
-                _ => {
-                    let _ = fs::remove_file(entry.path());
-                }
+            // Only indexes are touched: another bale syncing the same remote
+            // may be writing one through a temp file here right now.
+            let Some(n) = name.strip_suffix(".idx") else {
+                continue;
+            };
+            if wanted.contains(n) {
+                kept.insert(n.to_owned());
+            } else {
+                let _ = fs::remove_file(entry.path());
             }
         }
         let missing: Vec<&str> = names
@@ -100,7 +105,20 @@ impl RemoteIndex {
         }
         for n in kept {
             let path = dir.join(format!("{n}.idx"));
-            let bytes = fs::read(&path).at("read", &path)?;
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                // Forgotten by another bale meanwhile: read it from the remote.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    match remote.get(&layout::idx_key(&n))? {
+                        Some(b) => {
+                            write_atomic(&path, &b)?;
+                            b.to_vec()
+                        }
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(Error::io("read", path, e)),
+            };
             match check(&bytes, &n, pack_sizes[n.as_str()]) {
                 Some(entries) => loaded.push((n, entries)),
                 None => {
@@ -115,9 +133,19 @@ impl RemoteIndex {
             entries: Vec::new(),
             singles: None,
             damaged,
+            bad: remote
+                .list(layout::BAD)?
+                .iter()
+                .filter_map(|(k, _)| layout::bad_of_key(k))
+                .collect(),
         };
+        let bad = index.bad.clone();
         for (n, entries) in loaded {
-            index.push_pack(n, &entries);
+            let sound: Vec<IdxEntry> = entries
+                .into_iter()
+                .filter(|e| !bad.contains(&(e.hash, n.clone())))
+                .collect();
+            index.push_pack(n, &sound);
         }
         index.entries.sort_unstable_by_key(|p| p.hash);
         index.entries.dedup_by_key(|p| p.hash);
@@ -127,6 +155,7 @@ impl RemoteIndex {
                     .list(layout::OBJECTS)?
                     .iter()
                     .filter_map(|(k, _)| layout::object_of_key(k))
+                    .filter(|h| !bad.contains(&(*h, "-".to_owned())))
                     .collect(),
             );
         }
@@ -160,6 +189,24 @@ impl RemoteIndex {
     /// Records a pack this client has just uploaded, with its index.
     pub fn add_uploaded(&self, name: &str, idx: &Bytes) -> Result<()> {
         write_atomic(&self.dir.join(format!("{name}.idx")), idx)
+    }
+
+    /// Notes on the remote that its copy of `hash` (in the pack `pack`, or
+    /// the single object when `None`) failed its checks: every client then
+    /// treats that copy as absent, and the next push from a sound cache
+    /// uploads the object again.
+    pub fn mark_bad(&self, remote: &Remote, hash: Hash, pack: Option<&str>) -> Result<()> {
+        remote.put(&layout::bad_key(hash, pack), Bytes::new())
+    }
+
+    /// Drops the damage notes of single objects just uploaded again.
+    pub fn clear_bad_singles(&self, remote: &Remote, uploaded: &HashSet<Hash>) -> Result<()> {
+        for (h, w) in &self.bad {
+            if w == "-" && uploaded.contains(h) {
+                remote.delete(&layout::bad_key(*h, None))?;
+            }
+        }
+        Ok(())
     }
 
     /// Records a single object this client has just uploaded.

@@ -18,6 +18,7 @@ use crate::hash::Hash;
 
 pub const OBJECTS: &str = "objects";
 pub const PACKS: &str = "packs";
+pub const BAD: &str = "bad";
 
 const IDX_MAGIC: [u8; 8] = *b"BALEIDX\x01";
 const IDX_ENTRY: usize = 32;
@@ -62,6 +63,25 @@ pub fn pack_of_pack_key(key: &str) -> Option<&str> {
         .strip_prefix('/')?
         .strip_suffix(".pack")?;
     (name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())).then_some(name)
+}
+
+/// The key of the note that the remote's copy of `hash` in `pack` (the
+/// single object when `None`) is damaged: `bad/<hash>.<pack or "single">`.
+pub fn bad_key(hash: Hash, pack: Option<&str>) -> String {
+    format!("{BAD}/{hash}.{}", pack.unwrap_or("single"))
+}
+
+/// The object and the copy (a pack name, or "-" for the single object) a
+/// damage note names.
+pub fn bad_of_key(key: &str) -> Option<(Hash, String)> {
+    let rest = key.strip_prefix(BAD)?.strip_prefix('/')?;
+    let (h, w) = rest.split_once('.')?;
+    let w = if w == "single" {
+        "-".to_owned()
+    } else {
+        w.to_owned()
+    };
+    Some((h.parse().ok()?, w))
 }
 
 /// One object in a remote pack: its record starts at `offset` and is `len`
@@ -157,5 +177,10 @@ mod tests {
         assert_eq!(pack_of_pack_key(&pack_key(&name)), Some(name.as_str()));
         assert_eq!(pack_of_idx_key(&pack_key(&name)), None);
         assert_eq!(pack_of_idx_key("packs/x.idx"), None);
+        assert_eq!(
+            bad_of_key(&bad_key(h, Some(&name))),
+            Some((h, name.clone()))
+        );
+        assert_eq!(bad_of_key(&bad_key(h, None)), Some((h, "-".to_owned())));
     }
 }

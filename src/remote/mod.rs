@@ -458,6 +458,16 @@ impl Remote {
         Ok(())
     }
 
+    /// Deletes `key` (gone already is fine).
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let k = Key::from(key);
+        self.stats.request();
+        match self.rt.block_on(self.store.delete(&k)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", key, e)),
+        }
+    }
+
     /// Uploads what `r` yields (`size` bytes) to `key` in parts; the object
     /// appears only once the upload completes. `check` sees every chunk, and
     /// the upload is abandoned, not completed, if it then says no.

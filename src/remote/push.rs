@@ -72,6 +72,7 @@ pub fn push(repo: &Repo, remote: &Remote, outs: &[OutObjects], opts: &Options) -
         }
     }
     let total: u64 = small.iter().chain(&large).map(|(_, s)| s).sum();
+    let singles: HashSet<Hash> = large.iter().map(|(h, _)| *h).collect();
     let mut jobs: Vec<Job> = large.into_iter().map(|(h, s)| Job::Single(h, s)).collect();
     let mut chunk = Vec::new();
     let mut bytes = 0;
@@ -156,6 +157,7 @@ pub fn push(repo: &Repo, remote: &Remote, outs: &[OutObjects], opts: &Options) -
         return Err(first);
     }
     let unreadable = unreadable.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut resent: HashSet<Hash> = singles.difference(&unreadable).copied().collect();
 
     // Manifests last, each only once all it lists is on the remote.
     let mut manifests = Vec::new();
@@ -209,12 +211,14 @@ pub fn push(repo: &Repo, remote: &Remote, outs: &[OutObjects], opts: &Options) -
         match r {
             Ok(m) => {
                 idx.add_single(m);
+                resent.insert(m);
                 pushed.complete += 1;
                 pushed.objects += 1;
             }
             Err(e) => return Err(e),
         }
     }
+    idx.clear_bad_singles(remote, &resent)?;
     Ok(pushed)
 }
 

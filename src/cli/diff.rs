@@ -1,0 +1,210 @@
+//! `bale diff [REV [REV]] [TARGET...] [--json]`: files added, modified,
+//! deleted and renamed per out and in total, between two revisions, or a
+//! revision (default HEAD) and the workspace. Leading arguments that git
+//! resolves are revisions, as in git; one that is also a path is ambiguous
+//! unless `--` separates revisions from targets.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::history::History;
+use crate::ops::diff::{self, OutDiff, Version};
+use crate::paths;
+use crate::pointer;
+
+use super::{Ctx, plural, report_all};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Up to two revisions, then outs, pointer files or folders holding
+    /// them (default: HEAD against the workspace, every out under this
+    /// folder)
+    pub args: Vec<String>,
+    /// Targets after `--` (everything before it is a revision)
+    #[arg(last = true, value_name = "TARGET")]
+    pub targets: Vec<PathBuf>,
+    /// Print one JSON object: from, to, outs (each with its paths), total
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Total {
+    added: usize,
+    modified: usize,
+    deleted: usize,
+    renamed: usize,
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    from: &'a str,
+    to: &'a str,
+    outs: &'a [OutDiff],
+    total: Total,
+}
+
+fn counts(d: &diff::FileChanges) -> String {
+    format!(
+        "{} added, {} modified, {} deleted, {} renamed",
+        d.added.len(),
+        d.modified.len(),
+        d.deleted.len(),
+        d.renamed.len()
+    )
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let repo = ctx.open(false)?;
+    let mut history = History::open(&repo.root)?;
+    let not_git = || Error::NotAGitRepository {
+        path: repo.root.clone(),
+        what: "bale diff",
+    };
+    // Revisions first: with `--`, every argument before it; without, the
+    // leading ones that resolve (at most two).
+    let mut revs = Vec::new();
+    let mut targets: Vec<PathBuf> = Vec::new();
+    if !args.targets.is_empty() {
+        if args.args.len() > 2 {
+            return Err(Error::BadRevision {
+                rev: args.args[2].clone(),
+                message: "at most two revisions come before `--`".into(),
+            }
+            .into());
+        }
+        let h = history.as_ref().ok_or_else(not_git)?;
+        for a in &args.args {
+            revs.push(h.resolve(a)?);
+        }
+        targets.extend(args.targets.iter().cloned());
+    } else {
+        for a in &args.args {
+            let rev = match (&history, revs.len() < 2 && targets.is_empty()) {
+                (Some(h), true) => h.resolve(a).ok(),
+                _ => None,
+            };
+            match rev {
+                Some(r) => {
+                    if is_path(&ctx.cwd, a) {
+                        return Err(Error::AmbiguousArgument(a.clone()).into());
+                    }
+                    revs.push(r);
+                }
+                None => targets.push(PathBuf::from(a)),
+            }
+        }
+    }
+    let h = history.as_ref().ok_or_else(not_git)?;
+    let (old, new) = match revs.len() {
+        0 => (
+            Version::Rev(h.resolve("HEAD").map_err(|_| Error::BadRevision {
+                rev: "HEAD".into(),
+                message: "HEAD has no commit yet".into(),
+            })?),
+            Version::Workspace,
+        ),
+        1 => (Version::Rev(revs.remove(0)), Version::Workspace),
+        _ => {
+            let b = revs.remove(1);
+            (Version::Rev(revs.remove(0)), Version::Rev(b))
+        }
+    };
+    // Targets as '/'-separated paths relative to the root, pointer names
+    // standing for their outs. None: everything under this folder.
+    let mut filters = Vec::new();
+    for t in &targets {
+        let abs = paths::normalize(&ctx.cwd.join(t));
+        let mut rel = repo.relative(&abs)?;
+        if let Some(stem) = rel.strip_suffix(pointer::SUFFIX) {
+            rel = stem.to_owned();
+        }
+        filters.push(rel);
+    }
+    if targets.is_empty() {
+        filters.push(repo.relative(&ctx.cwd)?);
+    }
+    let under = |key: &str, f: &str| {
+        f.is_empty()
+            || key == f
+            || (key.starts_with(f) && key.as_bytes().get(f.len()) == Some(&b'/'))
+            || (f.starts_with(key) && f.as_bytes().get(key.len()) == Some(&b'/'))
+    };
+    let matched = std::cell::RefCell::new(vec![false; filters.len()]);
+    let keep = |key: &str| {
+        let mut hit = false;
+        for (i, f) in filters.iter().enumerate() {
+            if under(key, f) {
+                matched.borrow_mut()[i] = true;
+                hit = true;
+            }
+        }
+        hit
+    };
+    let (outs, errors) = diff::diff(&repo, history.as_mut(), &old, &new, &keep)?;
+    // A target that names no out on either side is a typo, not "no changes".
+    if let Some(i) = matched.borrow().iter().position(|m| !m)
+        && let Some(t) = targets.get(i)
+    {
+        return Err(Error::NotTracked(t.clone()).into());
+    }
+    let total = Total {
+        added: outs.iter().map(|o| o.changes.added.len()).sum(),
+        modified: outs.iter().map(|o| o.changes.modified.len()).sum(),
+        deleted: outs.iter().map(|o| o.changes.deleted.len()).sum(),
+        renamed: outs.iter().map(|o| o.changes.renamed.len()).sum(),
+    };
+    let q = |p: &String| paths::quoted_str(p);
+    if args.json {
+        ctx.print(serde_json::to_string_pretty(&Json {
+            from: old.name(),
+            to: new.name(),
+            outs: &outs,
+            total,
+        })?);
+    } else if outs.is_empty() {
+        ctx.print(format!("no changes from {} to {}", old.name(), new.name()));
+    } else {
+        for o in &outs {
+            ctx.print(format!("{}: {}", o.path, counts(&o.changes)));
+            let c = &o.changes;
+            c.added
+                .iter()
+                .for_each(|p| ctx.print(format!("  added:    {}", q(p))));
+            c.modified
+                .iter()
+                .for_each(|p| ctx.print(format!("  modified: {}", q(p))));
+            c.deleted
+                .iter()
+                .for_each(|p| ctx.print(format!("  deleted:  {}", q(p))));
+            c.renamed
+                .iter()
+                .for_each(|(f, t)| ctx.print(format!("  renamed:  {} -> {}", q(f), q(t))));
+        }
+        ctx.print(format!(
+            "total: {} added, {} modified, {} deleted, {} renamed in {}",
+            total.added,
+            total.modified,
+            total.deleted,
+            total.renamed,
+            plural(outs.len(), "out")
+        ));
+    }
+    report_all(&errors);
+    if !errors.is_empty() {
+        return Err(Error::Incomplete {
+            count: errors.len(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Whether `arg` names something in the workspace: a path, or an out by
+/// its pointer file.
+fn is_path(cwd: &Path, arg: &str) -> bool {
+    let p = cwd.join(arg);
+    p.symlink_metadata().is_ok() || pointer::pointer_path(&p).is_file()
+}

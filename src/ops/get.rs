@@ -1,0 +1,191 @@
+//! get: an out as a git revision records it, made in another folder from
+//! the cache (linked per `cache.type`, like a checkout), without touching
+//! git, the workspace's out or its snapshot. The folder is built under a
+//! temp name beside its destination and renamed into place once complete.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::temp;
+use crate::history::{History, Rev};
+use crate::manifest::Manifest;
+use crate::out;
+use crate::pointer::{self, OutKind, OutRecord};
+use crate::progress::Bar;
+use crate::repo::{BALE_DIR, Repo};
+use crate::workspace::{apply, link::Linker, plan};
+
+/// The record of the out `key` in `rev`.
+pub fn find_out(history: &mut History, rev: &Rev, key: &str) -> Result<OutRecord> {
+    let mut found = Vec::new();
+    history.pointers(rev, &mut HashSet::new(), &mut |p| found.push(p))?;
+    // The usual place first: the pointer beside the out.
+    let beside = format!("{key}{}", pointer::SUFFIX);
+    found.sort_by_key(|p| p.path != beside);
+    for p in &found {
+        let Some(file) = history.pointer(&rev.name, p, &mut |_| {})? else {
+            continue;
+        };
+        let dir = p.path.rsplit_once('/').map_or("", |(d, _)| d);
+        for o in &file.outs {
+            let k = if dir.is_empty() {
+                o.path.clone()
+            } else {
+                format!("{dir}/{}", o.path)
+            };
+            if k == key {
+                return Ok(o.clone());
+            }
+        }
+    }
+    Err(Error::NotInRevision {
+        out: key.to_owned(),
+        rev: rev.name.clone(),
+    })
+}
+
+/// `OUT@REV` beside the out, REV made a file name (anything but letters,
+/// digits, `.`, `-` and `_` becomes `_`).
+pub fn default_dest(out_root: &Path, rev: &str) -> PathBuf {
+    let safe: String = rev
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = out_root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out_root.with_file_name(format!("{name}@{safe}"))
+}
+
+/// Refuses a destination that is, holds or lies inside an out or the
+/// repository's own folders; an existing one unless `force`.
+fn check_dest(repo: &Repo, dest: &Path, force: bool) -> Result<()> {
+    let refuse = |reason: &'static str| Error::BadDestination {
+        path: dest.to_path_buf(),
+        reason,
+    };
+    if repo.root.starts_with(dest) {
+        return Err(refuse("it holds the repository"));
+    }
+    if dest.starts_with(repo.root.join(BALE_DIR)) || dest.iter().any(|c| c == ".git") {
+        return Err(refuse("it is inside .bale or .git"));
+    }
+    if dest.starts_with(&repo.root) {
+        if out::enclosing_out(repo, dest).is_some() {
+            return Err(refuse("it is inside a tracked out"));
+        }
+        if pointer::pointer_path(dest).is_file() {
+            return Err(refuse("it is a tracked out"));
+        }
+        out::check_no_symlink_on_the_way(&repo.root, dest)?;
+    }
+    match fs::symlink_metadata(dest) {
+        Ok(m) => {
+            if !force {
+                return Err(Error::GetDestinationExists(dest.to_path_buf()));
+            }
+            if m.is_dir() && !out::find_pointers(dest)?.is_empty() {
+                return Err(refuse("it holds pointer files"));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("read", dest, e)),
+    }
+}
+
+/// What `materialize` made.
+pub struct Got {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Makes `dest` hold the out `record` (its files linked from the cache).
+/// Missing objects: nothing is made, and each is returned as an error that
+/// names it. `dest` replaces what stands there only with `force`, and only
+/// once the new content is complete.
+pub fn materialize(
+    repo: &Repo,
+    linker: &Linker,
+    key: &str,
+    record: &OutRecord,
+    dest: &Path,
+    force: bool,
+    quiet: bool,
+) -> Result<std::result::Result<Got, Vec<Error>>> {
+    check_dest(repo, dest, force)?;
+    let is_dir = record.kind == OutKind::Dir;
+    let manifest = if is_dir {
+        repo.cache.read_manifest(record.hash, Path::new(key))?
+    } else {
+        Manifest::single_file(record.hash, record.size, record.executable)
+    };
+    let missing: Vec<Error> = manifest
+        .entries()
+        .iter()
+        .filter(|e| !repo.cache.contains(e.hash))
+        .map(|e| {
+            repo.cache
+                .missing(e.hash, crate::ops::display_path(key, &e.path))
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Err(missing));
+    }
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(parent).at("create the folder", parent)?;
+    let tmp = temp::name_in(parent);
+    let p = plan::plan(
+        manifest.entries(),
+        is_dir,
+        &[],
+        &[],
+        plan::Root::Missing,
+        |_| true,
+        false,
+    );
+    let n = p.writes.len();
+    let bar = Bar::new(n as u64, "get", quiet || n < 1000);
+    let outcome = apply::apply(&p, &tmp, &[], &repo.cache, linker, &bar);
+    bar.finish();
+    let remove_tmp = || {
+        let _ = if tmp.is_dir() {
+            fs::remove_dir_all(&tmp)
+        } else {
+            fs::remove_file(&tmp)
+        };
+    };
+    if !outcome.errors.is_empty() {
+        remove_tmp();
+        return Ok(Err(outcome.errors));
+    }
+    if let Ok(m) = fs::symlink_metadata(dest) {
+        let r = if m.is_dir() {
+            fs::remove_dir_all(dest)
+        } else {
+            fs::remove_file(dest)
+        };
+        if let Err(e) = r {
+            remove_tmp();
+            return Err(Error::io("replace", dest, e));
+        }
+    }
+    if let Err(e) = fs::rename(&tmp, dest) {
+        remove_tmp();
+        return Err(Error::io("create", dest, e));
+    }
+    Ok(Ok(Got {
+        files: n,
+        bytes: manifest.entries().iter().map(|e| e.size).sum(),
+    }))
+}
