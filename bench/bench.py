@@ -21,17 +21,22 @@ import time
 from pathlib import Path
 
 SIZES = {"S": 20_000, "L": 100_000, "XL": 1_000_000}
+# The sizes whose files are 0-2 KiB (see generate).
+SMALL_FILES = {"XL"}
 FILES_PER_DIR = 100
 BIG_EVERY = 2_000
 BIG_SIZE = 1 << 20
 
 
-def generate(root: Path, nfiles: int) -> Path:
-    """nfiles files of 1-8 KiB (every 2,000th 1 MiB) in folders of 100,
-    the same bytes on every machine. Reused when already complete."""
+def generate(root: Path, nfiles: int, small: bool) -> Path:
+    """nfiles files in folders of 100, the same bytes on every machine:
+    1-8 KiB (every 2,000th 1 MiB), or with `small` (XL) 0-2 KiB, the shape
+    of the scale targets (memory per file matters there, not bytes).
+    Reused when already complete."""
     data = root / "data"
     marker = root / ".complete"
-    if marker.exists() and marker.read_text() == str(nfiles):
+    want = f"{nfiles} {'small' if small else 'mixed'}"
+    if marker.exists() and marker.read_text() == want:
         return data
     shutil.rmtree(root, ignore_errors=True)
     for i in range(nfiles):
@@ -39,9 +44,12 @@ def generate(root: Path, nfiles: int) -> Path:
         if i % FILES_PER_DIR == 0:
             d.mkdir(parents=True)
         rng = random.Random(i)
-        size = BIG_SIZE if i % BIG_EVERY == 0 else rng.randint(1024, 8192)
+        if small:
+            size = rng.randint(0, 2048)
+        else:
+            size = BIG_SIZE if i % BIG_EVERY == 0 else rng.randint(1024, 8192)
         (d / f"f{i:07d}.bin").write_bytes(rng.randbytes(size))
-    marker.write_text(str(nfiles))
+    marker.write_text(want)
     return data
 
 
@@ -212,8 +220,8 @@ LIMIT_OF = {
 
 def table(rows):
     out = [
-        "| data | fs | operation | bale s | limit | limit s | bale/limit | DVC s | DVC/bale | bale peak RSS MB |",
-        "|---|---|---|---:|---|---:|---:|---:|---:|---:|",
+        "| data | fs | operation | bale s | limit | limit s | bale/limit | DVC s | DVC/bale | bale peak RSS MB | RSS B/file |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         out.append("| " + " | ".join(r) + " |")
@@ -254,7 +262,7 @@ def main():
         for fs, base, reflink in places:
             base.mkdir(parents=True, exist_ok=True)
             print(f"[{size} on {fs}] generating {n} files", file=sys.stderr)
-            dataset = generate(base / f"dataset-{size}", n)
+            dataset = generate(base / f"dataset-{size}", n, size in SMALL_FILES)
             limits, per_tool = {}, {}
             print(f"[{size} on {fs}] limits", file=sys.stderr)
             bench_limits(base / f"limits-{size}", dataset, args.runs, reflink, limits)
@@ -277,6 +285,15 @@ def main():
                     f"{d[0]:.3f}" if d else "-",
                     f"{d[0] / b:.1f}" if d else "-",
                     f"{rss / 1024:.1f}",
+                    f"{rss * 1024 / n:.0f}",
+                ])
+            # Repairing a few files is judged against bale's own no-op.
+            rep, noop = per_tool["bale"].get("repair 1 deleted + 1 edited"), per_tool["bale"].get("checkout, no-op")
+            if rep and noop:
+                rows.append([
+                    size, fs, "repair 1 deleted + 1 edited", f"{rep[0]:.3f}", "bale checkout, no-op",
+                    f"{noop[0]:.3f}", f"{rep[0] / noop[0]:.2f}", "-", "-",
+                    f"{rep[1] / 1024:.1f}", f"{rep[1] * 1024 / n:.0f}",
                 ])
             print(table(rows), file=sys.stderr)
     print(table(rows))
