@@ -72,6 +72,16 @@ impl Snapshot {
         self.len == 0
     }
 
+    /// The same snapshot without its entries (its hash, link type, chain
+    /// and time), for when they have been read and are no longer needed.
+    pub fn header_only(self) -> Snapshot {
+        Snapshot {
+            entries: Vec::new(),
+            len: 0,
+            ..self
+        }
+    }
+
     /// The entries in path order.
     pub fn entries(&self) -> impl Iterator<Item = SnapshotEntry<'_>> {
         let mut rest = self.entries.as_slice();

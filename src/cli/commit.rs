@@ -99,26 +99,26 @@ fn commit_one(
 
 /// The files added, modified and deleted between two manifests.
 fn changes(key: &str, before: &Manifest, after: &Manifest) -> Changes {
-    let d = plan::diff_by(before.entries(), after.entries(), |e| {
-        (&e.path, Some(e.hash), e.executable)
+    let d = plan::diff_by(before, after.len(), |i| {
+        let e = after.get(i);
+        (e.path, Some(e.hash), e.executable)
     });
-    let b = before.entries();
-    let a = after.entries();
+    let (b, a) = (before, after);
     Changes {
         added: d
             .added
             .iter()
-            .map(|&i| display_path(key, &a[i].path))
+            .map(|&i| display_path(key, a.get(i).path))
             .collect(),
         modified: d
             .modified
             .iter()
-            .map(|&(i, _)| display_path(key, &a[i].path))
+            .map(|&(i, _)| display_path(key, a.get(i).path))
             .collect(),
         deleted: d
             .deleted
             .iter()
-            .map(|&j| display_path(key, &b[j].path))
+            .map(|&j| display_path(key, b.get(j).path))
             .collect(),
     }
 }

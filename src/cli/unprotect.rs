@@ -33,8 +33,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .iter()
             .filter_map(|e| {
                 let is_cache_link = e.stat.kind == Kind::Symlink
-                    && e.link_target
-                        .as_deref()
+                    && e.link_target()
                         .and_then(|t| repo.cache.symlink_object(t))
                         .is_some();
                 let is_read_only_file = e.stat.kind == Kind::File && e.stat.mode & 0o200 == 0;

@@ -662,17 +662,16 @@ impl Importer<'_> {
         };
         let size = self.entries.iter().map(|e| e.size).sum();
         let manifest = Manifest::new(self.entries).map_err(bad)?;
-        let entries = manifest.entries();
         for d in &self.dirs {
-            if let Ok(i) = entries.binary_search_by(|e| e.path.as_str().cmp(d)) {
+            if let Some(i) = manifest.find(d) {
                 return Err(bad(format!(
                     "{:?} is both a file and a folder",
-                    entries[i].path
+                    manifest.get(i).path
                 )));
             }
         }
         let hash = self.cache.store_manifest(&manifest)?;
-        let nfiles = manifest.entries().len();
+        let nfiles = manifest.len();
         drop(manifest);
         Ok(Imported {
             format,

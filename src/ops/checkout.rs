@@ -61,10 +61,16 @@ pub fn plan_out(
         && s.hash == o.record.hash
         && workspace::matches_snapshot(w, s)
     {
-        return Ok(Planned::Unchanged(Box::new((o, snapshot))));
+        return Ok(Planned::Unchanged(Box::new((
+            o,
+            snapshot.map(Snapshot::header_only),
+        ))));
     }
-    let expected = expected_of(repo, &o)?;
     let obs = workspace::observe(&o.root, walked, snapshot.as_ref(), &repo.cache, quiet)?;
+    // What the snapshot knew is in the observation now: only its header
+    // is needed further on, not one more copy of every file.
+    let snapshot = snapshot.map(Snapshot::header_only);
+    let expected = expected_of(repo, &o)?;
     let corrupt = obs
         .corrupt
         .iter()
@@ -74,7 +80,7 @@ pub fn plan_out(
         })
         .collect();
     let mut plan = plan::plan(
-        expected.entries(),
+        &expected,
         o.is_dir(),
         &obs.files,
         &obs.dirs,
@@ -88,24 +94,18 @@ pub fn plan_out(
         if let Some(&(i, j)) = plan.kept.first() {
             let dest = crate::paths::join(&o.root, &obs.files[i].path);
             if let Some(dir) = dest.parent() {
-                let e = &expected.entries()[j];
+                let e = expected.get(j);
                 linker.probe_reflink(&repo.cache, e.hash, e.size, dir);
             }
         }
-        let wrong = relink::wrong_links(
-            &plan.kept,
-            &obs.files,
-            expected.entries(),
-            &repo.cache,
-            linker,
-        );
+        let wrong = relink::wrong_links(&plan.kept, &obs.files, &expected, &repo.cache, linker);
         relinked = wrong.len();
         let wrong_set: HashSet<usize> = wrong.iter().map(|&(i, _)| i).collect();
         plan.kept.retain(|(i, _)| !wrong_set.contains(i));
         plan.writes.extend(
             wrong
                 .iter()
-                .map(|&(_, j)| plan::Write::of(&expected.entries()[j], true)),
+                .map(|&(_, j)| plan::Write::of(expected.get(j), true)),
         );
     }
     if plan.conflicts.is_empty() {
@@ -232,31 +232,38 @@ pub fn summary(w: &Work, relink: bool) -> String {
 /// and the relink hint stays due.
 fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> Result<Snapshot> {
     placed.sort_unstable_by(|a, b| a.write.path.cmp(&b.write.path));
-    let kept = w.plan.kept.iter().filter_map(|&(i, _)| {
-        let a = &w.obs.files[i];
-        Some(SnapshotEntry {
-            path: &a.path,
-            stat: a.content?,
-            hash: a.hash?,
-            link: a.recorded_link,
+    let kept = || {
+        w.plan.kept.iter().filter_map(|&(i, _)| {
+            let a = &w.obs.files[i];
+            Some(SnapshotEntry {
+                path: &a.path,
+                stat: a.content_stat()?,
+                hash: a.known.hash?,
+                link: a.known.recorded_link,
+            })
         })
-    });
-    let placed_rows = placed.iter().map(|p| SnapshotEntry {
-        path: &p.write.path,
-        stat: p.stat,
-        hash: p.write.hash,
-        link: Some(p.link_type),
-    });
-    let mut rows = snapshot::merge(kept, placed_rows, w.plan.kept.len() + placed.len());
-    snapshot::restat_shared_inodes(&w.out.root, &mut rows)?;
+    };
+    let placed_rows = || {
+        placed.iter().map(|p| SnapshotEntry {
+            path: &p.write.path,
+            stat: p.stat,
+            hash: p.write.hash,
+            link: Some(p.link_type),
+        })
+    };
+    let encoded = snapshot::encode(
+        &w.out.root,
+        || snapshot::merge(kept(), placed_rows()),
+        w.plan.kept.len() + placed.len(),
+    )?;
     let chain = linker.describe();
     let (link_type, cache_type) = match &w.old {
         Some(old) if !w.relink && !w.plan.kept.is_empty() && old.cache_type != chain => (
-            snapshot::common_link(&rows).unwrap_or(old.link_type),
+            encoded.common_link.unwrap_or(old.link_type),
             old.cache_type.clone(),
         ),
         _ => (
-            snapshot::common_link(&rows).unwrap_or_else(|| linker.current()),
+            encoded.common_link.unwrap_or_else(|| linker.current()),
             chain,
         ),
     };
@@ -265,7 +272,7 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
         link_type,
         cache_type,
         0,
-        snapshot::encode(&rows),
+        encoded.entries,
     ))
 }
 

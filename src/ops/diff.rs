@@ -225,7 +225,7 @@ fn workspace_content(repo: &Repo, o: &Out, snapshot: Option<Snapshot>) -> Result
             .into_iter()
             .map(|a| {
                 let x = a.executable();
-                (a.path, a.hash, x)
+                (a.path, a.known.hash, x)
             })
             .collect(),
     ))
@@ -307,8 +307,7 @@ fn out_diff(
         match (c, m) {
             (_, Some(m)) => m
                 .entries()
-                .iter()
-                .map(|e| (e.path.clone(), Some(e.hash), e.executable))
+                .map(|e| (e.path.to_owned(), Some(e.hash), e.executable))
                 .collect(),
             (Some(Content::Files(f)), None) => f.clone(),
             _ => Vec::new(),

@@ -64,7 +64,7 @@ pub fn referenced_by_workspace(repo: &Repo) -> Result<HashSet<Hash>> {
         keep.insert(o.record.hash);
         if o.is_dir() {
             let m = repo.cache.read_manifest(o.record.hash, &o.root)?;
-            keep.extend(m.entries().iter().map(|e| e.hash));
+            keep.extend(m.entries().map(|e| e.hash));
         }
     }
     Ok(keep)
@@ -127,7 +127,7 @@ pub fn referenced(
         .par_iter()
         .map(|(h, source)| {
             let m = repo.cache.read_manifest(*h, std::path::Path::new(source))?;
-            Ok(m.entries().iter().map(|e| e.hash).collect())
+            Ok(m.entries().map(|e| e.hash).collect())
         })
         .collect();
     for l in listed {

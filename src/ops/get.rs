@@ -132,11 +132,10 @@ pub fn materialize(
     };
     let missing: Vec<Error> = manifest
         .entries()
-        .iter()
         .filter(|e| !repo.cache.contains(e.hash))
         .map(|e| {
             repo.cache
-                .missing(e.hash, crate::ops::display_path(key, &e.path))
+                .missing(e.hash, crate::ops::display_path(key, e.path))
         })
         .collect();
     if !missing.is_empty() {
@@ -146,7 +145,7 @@ pub fn materialize(
     fs::create_dir_all(parent).at("create the folder", parent)?;
     let tmp = temp::name_in(parent);
     let p = plan::plan(
-        manifest.entries(),
+        &manifest,
         is_dir,
         &[],
         &[],
@@ -186,6 +185,6 @@ pub fn materialize(
     }
     Ok(Ok(Got {
         files: n,
-        bytes: manifest.entries().iter().map(|e| e.size).sum(),
+        bytes: manifest.entries().map(|e| e.size).sum(),
     }))
 }

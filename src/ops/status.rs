@@ -88,22 +88,22 @@ pub fn status_of(
         }
         Err(e) => return Err(e),
     };
-    let d = plan::diff(expected.entries(), &obs.files);
+    let d = plan::diff(&expected, &obs.files);
     let in_scope = |p: &str| match &o.subpath {
         None => true,
         Some(sub) => {
             p == sub || (p.starts_with(sub.as_str()) && p.as_bytes().get(sub.len()) == Some(&b'/'))
         }
     };
-    let names = |paths: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+    let names = |paths: &mut dyn Iterator<Item = &str>| -> Vec<String> {
         paths
             .filter(|p| in_scope(p))
             .map(|p| display_path(&o.key, p))
             .collect()
     };
-    s.changes.added = names(&mut d.added.iter().map(|&i| &obs.files[i].path));
-    s.changes.modified = names(&mut d.modified.iter().map(|&(i, _)| &obs.files[i].path));
-    s.changes.deleted = names(&mut d.deleted.iter().map(|&j| &expected.entries()[j].path));
+    s.changes.added = names(&mut d.added.iter().map(|&i| obs.files[i].path.as_str()));
+    s.changes.modified = names(&mut d.modified.iter().map(|&(i, _)| obs.files[i].path.as_str()));
+    s.changes.deleted = names(&mut d.deleted.iter().map(|&j| expected.get(j).path));
     let clean = d.is_clean() && (o.is_dir() || obs.root == Root::NotDir);
     if clean {
         s.refresh = refreshed(o, snapshot.as_ref(), &obs);
@@ -128,23 +128,31 @@ fn refreshed(o: &Out, old: Option<&Snapshot>, obs: &Observation) -> Option<Snaps
     if !obs.stale_temps.is_empty() || !obs.corrupt.is_empty() {
         return None;
     }
-    let mut rows = Vec::with_capacity(obs.files.len());
-    for a in &obs.files {
-        if !matches!(a.stat.kind, Kind::File | Kind::Symlink) {
-            return None;
-        }
-        rows.push(SnapshotEntry {
-            path: &a.path,
-            stat: a.content?,
-            hash: a.hash?,
-            link: a.recorded_link,
-        });
+    if obs.files.iter().any(|a| {
+        !matches!(a.stat.kind, Kind::File | Kind::Symlink)
+            || a.content_stat().is_none()
+            || a.known.hash.is_none()
+    }) {
+        return None;
     }
+    let rows = || {
+        obs.files.iter().filter_map(|a| {
+            Some(SnapshotEntry {
+                path: &a.path,
+                stat: a.content_stat()?,
+                hash: a.known.hash?,
+                link: a.known.recorded_link,
+            })
+        })
+    };
+    // The stats are the walk's own: no entry was made here, none is
+    // re-stat'ed.
+    let encoded = snapshot::encode_as_walked(rows(), obs.files.len());
     Some(Snapshot::new(
         old.hash,
         old.link_type,
         old.cache_type.clone(),
         0,
-        snapshot::encode(&rows),
+        encoded,
     ))
 }

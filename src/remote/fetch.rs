@@ -119,7 +119,7 @@ pub fn fetch(
     for (key, m) in outs {
         for e in m.entries() {
             if !names.contains_key(&e.hash) && !repo.cache.contains(e.hash) {
-                names.insert(e.hash, display_path(key, &e.path));
+                names.insert(e.hash, display_path(key, e.path));
                 needed.push((e.hash, e.size));
             }
         }
@@ -319,9 +319,8 @@ pub fn compare(
         };
         let counted = manifest.map(|(m, top_missing)| {
             let mut seen = HashSet::new();
-            let entries = m.entries();
-            let missing = entries
-                .iter()
+            let missing = m
+                .entries()
                 .filter(|e| seen.insert(e.hash) && !idx.has(e.hash))
                 .count();
             (missing + top_missing, seen.len() + usize::from(o.is_dir()))

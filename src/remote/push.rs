@@ -165,18 +165,12 @@ pub fn push(repo: &Repo, remote: &Remote, outs: &[OutObjects], opts: &Options) -
         let bad: Vec<&str> = o
             .manifest
             .entries()
-            .iter()
             .filter(|e| unreadable.contains(&e.hash))
-            .map(|e| e.path.as_str())
+            .map(|e| e.path)
             .collect();
         if !bad.is_empty() {
             for p in bad.iter().take(10) {
-                let hash = o
-                    .manifest
-                    .entries()
-                    .iter()
-                    .find(|e| e.path == *p)
-                    .map(|e| e.hash);
+                let hash = o.manifest.entries().find(|e| e.path == *p).map(|e| e.hash);
                 if let Some(h) = hash {
                     pushed
                         .errors

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::walk;
 use crate::cache::Cache;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{FileStat, Kind, LinkType, stat::Compared};
+use crate::fsutil::{Kind, LinkType, stat::Compared};
 use crate::hash::{self, Hash};
 use crate::paths;
 use crate::progress::Bar;
@@ -39,61 +39,11 @@ pub enum Root {
     NotDir,
 }
 
-/// A non-directory entry of the workspace, with what is known of its content.
-#[derive(Clone, Debug)]
-pub struct Actual {
-    pub path: String,
-    /// Its own stat (lstat).
-    pub stat: FileStat,
-    /// The stat that stands for its content (a symlink: its target's, see
-    /// `walk::Entry::content_stat`); `None` for a dangling symlink.
-    pub content: Option<FileStat>,
-    /// The content's hash. `None` for what bale cannot account for: a
-    /// symlink it did not make, a dangling one, a socket or fifo.
-    pub hash: Option<Hash>,
-    /// A symlink into the cache whose object is sound: nothing to lose.
-    pub cache_link: bool,
-    /// How the snapshot says this very file (same inode and ctime) was made
-    /// from its object, when known.
-    pub recorded_link: Option<LinkType>,
-    /// The hash the snapshot recorded here, or a symlink's named object.
-    pub recorded_hash: Option<Hash>,
-}
+/// A non-directory entry of the workspace, with what is known of its
+/// content (`known`, filled in by `observe`).
+pub type Actual = walk::Entry;
 
-impl Actual {
-    pub fn new(e: walk::Entry, k: Known) -> Actual {
-        Actual {
-            content: e.content_stat(),
-            path: e.path,
-            stat: e.stat,
-            hash: k.hash,
-            cache_link: k.cache_link,
-            recorded_link: k.recorded_link,
-            recorded_hash: k.recorded_hash,
-        }
-    }
-
-    /// The executable bit as bale records it (a symlink's own mode means
-    /// nothing; cache objects are never executable).
-    pub fn executable(&self) -> bool {
-        self.stat.kind == Kind::File && self.stat.is_executable()
-    }
-}
-
-/// What is known of a file's content without reading it.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Known {
-    /// The content's hash, when the stat can be trusted.
-    pub hash: Option<Hash>,
-    /// A symlink into the cache: its content is the object it names.
-    pub cache_link: bool,
-    /// How the snapshot says the file was made, when it is still the very
-    /// file the snapshot recorded (same inode and ctime).
-    pub recorded_link: Option<LinkType>,
-    /// The hash the snapshot recorded at this path (a symlink: the object
-    /// its target names), trusted or not.
-    pub recorded_hash: Option<Hash>,
-}
+pub use walk::Known;
 
 /// Looks walk entries up in a snapshot. Both are sorted by path, so the
 /// lookups are a merge: entries must be asked for in path order.
@@ -138,11 +88,7 @@ impl<'a> KnownHashes<'a> {
             }
             Kind::Symlink => {
                 let recorded = self.recorded_at(&e.path);
-                let Some(named) = e
-                    .link_target
-                    .as_deref()
-                    .and_then(|t| self.cache.symlink_object(t))
-                else {
+                let Some(named) = e.link_target().and_then(|t| self.cache.symlink_object(t)) else {
                     return Known::default();
                 };
                 // Trusted when the snapshot recorded this link to this
@@ -231,16 +177,20 @@ pub fn observe(
         _ => Root::Dir,
     };
     let mut dirs = Vec::new();
-    let mut files = Vec::with_capacity(w.entries.len());
     let mut known = KnownHashes::new(snapshot, cache);
-    for e in w.entries {
-        if e.stat.kind == Kind::Dir {
-            dirs.push(e.path);
-            continue;
-        }
-        let k = known.lookup(&e);
-        files.push(Actual::new(e, k));
-    }
+    // In place: the walk's list becomes the observation's.
+    let mut files: Vec<Actual> = w
+        .entries
+        .into_iter()
+        .filter_map(|mut e| {
+            if e.stat.kind == Kind::Dir {
+                dirs.push(std::mem::take(&mut e.path));
+                return None;
+            }
+            e.known = known.lookup(&e);
+            Some(e)
+        })
+        .collect();
     let corrupt = hash_suspects(root, &mut files, cache, quiet)?;
     Ok(Observation {
         root: root_kind,
@@ -254,10 +204,10 @@ pub fn observe(
 /// Whether an entry's content must be read to be known: a file, or a
 /// symlink into the cache whose target is there, not trusted by the stat.
 fn is_suspect(a: &Actual) -> bool {
-    a.hash.is_none()
+    a.known.hash.is_none()
         && match a.stat.kind {
             Kind::File => true,
-            Kind::Symlink => a.cache_link && a.content.is_some(),
+            Kind::Symlink => a.known.cache_link && a.content_stat().is_some(),
             _ => false,
         }
 }
@@ -294,14 +244,14 @@ fn hash_suspects(
     for (&i, h) in suspects.iter().zip(hashes) {
         let h = h?;
         let a = &mut files[i];
-        a.hash = Some(h);
-        let Some(linked) = a.recorded_hash.filter(|&r| r != h) else {
+        a.known.hash = Some(h);
+        let Some(linked) = a.known.recorded_hash.filter(|&r| r != h) else {
             continue;
         };
-        let is_link =
-            a.cache_link || (a.stat.kind == Kind::File && cache.is_hardlink_of(linked, &a.stat));
+        let is_link = a.known.cache_link
+            || (a.stat.kind == Kind::File && cache.is_hardlink_of(linked, &a.stat));
         if is_link {
-            a.cache_link = false;
+            a.known.cache_link = false;
             corrupt.push((linked, a.path.clone()));
         }
     }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 pub use super::observe::{Actual, Root};
 use crate::hash::Hash;
-use crate::manifest::ManifestEntry;
+use crate::manifest::{Entry, Manifest};
 
 /// How the workspace differs from the manifest, as indices into both.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -27,24 +27,29 @@ impl Diff {
 }
 
 /// Merge-joins the manifest with the workspace's files (both path-sorted).
-pub fn diff(expected: &[ManifestEntry], actual: &[Actual]) -> Diff {
-    diff_by(expected, actual, |a| (&a.path, a.hash, a.executable()))
+pub fn diff(expected: &Manifest, actual: &[Actual]) -> Diff {
+    diff_by(expected, actual.len(), |i| {
+        let a = &actual[i];
+        (a.path.as_str(), a.known.hash, a.executable())
+    })
 }
 
-/// Merge-joins `expected` with any path-sorted list whose items `key` turns
-/// into (path, content hash, executable bit).
-pub fn diff_by<A>(
-    expected: &[ManifestEntry],
-    actual: &[A],
-    key: impl Fn(&A) -> (&str, Option<Hash>, bool),
+/// Merge-joins `expected` with any path-sorted list of `n` items that
+/// `key` turns, by index, into (path, content hash, executable bit).
+pub fn diff_by<'a>(
+    expected: &Manifest,
+    n: usize,
+    key: impl Fn(usize) -> (&'a str, Option<Hash>, bool),
 ) -> Diff {
     let mut d = Diff::default();
     let (mut i, mut j) = (0, 0);
-    while i < actual.len() || j < expected.len() {
-        let ord = match (actual.get(i), expected.get(j)) {
-            (Some(a), Some(e)) => key(a).0.cmp(e.path.as_str()),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
+    while i < n || j < expected.len() {
+        let ord = if i < n && j < expected.len() {
+            key(i).0.cmp(expected.get(j).path)
+        } else if i < n {
+            std::cmp::Ordering::Less
+        } else {
+            std::cmp::Ordering::Greater
         };
         match ord {
             std::cmp::Ordering::Less => {
@@ -56,8 +61,8 @@ pub fn diff_by<A>(
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
-                let (_, hash, executable) = key(&actual[i]);
-                let e = &expected[j];
+                let (_, hash, executable) = key(i);
+                let e = expected.get(j);
                 if hash == Some(e.hash) && executable == e.executable {
                     d.unchanged.push((i, j));
                 } else {
@@ -84,9 +89,9 @@ pub struct Write {
 
 impl Write {
     /// The write that makes `e`'s file.
-    pub fn of(e: &ManifestEntry, replaces: bool) -> Write {
+    pub fn of(e: Entry<'_>, replaces: bool) -> Write {
         Write {
-            path: e.path.clone(),
+            path: e.path.to_owned(),
             hash: e.hash,
             size: e.size,
             executable: e.executable,
@@ -130,7 +135,7 @@ impl CheckoutPlan {
 /// `actual_dirs` its folders (both sorted). `in_cache` tells whether content
 /// is safe to drop. With `force`, content not in the cache is dropped too.
 pub fn plan(
-    expected: &[ManifestEntry],
+    expected: &Manifest,
     is_dir_out: bool,
     actual: &[Actual],
     actual_dirs: &[String],
@@ -143,10 +148,9 @@ pub fn plan(
         added: d.added.len(),
         modified: d.modified.len(),
         deleted: d.deleted.len(),
-        kept: d.unchanged.clone(),
         ..Default::default()
     };
-    let safe = |a: &Actual| force || a.cache_link || a.hash.is_some_and(&in_cache);
+    let safe = |a: &Actual| force || a.known.cache_link || a.known.hash.is_some_and(&in_cache);
     for &i in &d.added {
         let a = &actual[i];
         if safe(a) {
@@ -158,20 +162,20 @@ pub fn plan(
     for &(i, j) in &d.modified {
         let a = &actual[i];
         if safe(a) {
-            p.writes.push(Write::of(&expected[j], true));
+            p.writes.push(Write::of(expected.get(j), true));
         } else {
             p.conflicts.push(a.path.clone());
         }
     }
     for &j in &d.deleted {
-        p.writes.push(Write::of(&expected[j], false));
+        p.writes.push(Write::of(expected.get(j), false));
     }
     p.conflicts.sort_unstable();
 
     let mut needed: HashSet<&str> = HashSet::new();
     if is_dir_out {
         needed.insert("");
-        for e in expected {
+        for e in expected.entries() {
             for (k, _) in e.path.match_indices('/') {
                 needed.insert(&e.path[..k]);
             }
@@ -195,6 +199,7 @@ pub fn plan(
         .collect();
     create.sort_unstable();
     p.create_dirs = create;
+    p.kept = d.unchanged;
     p
 }
 
@@ -248,6 +253,7 @@ fn dirs_to_remove(
 mod tests {
     use super::*;
     use crate::fsutil::{FileStat, Kind};
+    use crate::manifest::ManifestEntry;
 
     fn stat(kind: Kind, mode: u32) -> FileStat {
         FileStat {
@@ -266,11 +272,20 @@ mod tests {
         Actual {
             path: path.into(),
             stat: stat(Kind::File, 0o644),
-            content: Some(stat(Kind::File, 0o644)),
-            hash: Some(Hash(h)),
-            cache_link: false,
-            recorded_link: None,
-            recorded_hash: None,
+            symlink: None,
+            known: crate::workspace::observe::Known {
+                hash: Some(Hash(h)),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn manifest(e: Vec<ManifestEntry>) -> Manifest {
+        match e.as_slice() {
+            [one] if one.path.is_empty() => {
+                Manifest::single_file(one.hash, one.size, one.executable)
+            }
+            _ => Manifest::new(e).unwrap(),
         }
     }
 
@@ -289,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_clean_tree_plans_nothing() {
-        let e = [want("a", 1), want("d/b", 2)];
+        let e = manifest(vec![want("a", 1), want("d/b", 2)]);
         let a = [file("a", 1), file("d/b", 2)];
         let p = plan(&e, true, &a, &dirs(&["d"]), Root::Dir, |_| true, false);
         assert!(p.is_empty(), "{p:?}");
@@ -298,7 +313,7 @@ mod tests {
 
     #[test]
     fn missing_files_and_folders_are_created_parents_first() {
-        let e = [want("x/y/z", 1), want("x/w", 2)];
+        let e = manifest(vec![want("x/y/z", 1), want("x/w", 2)]);
         let p = plan(&e, true, &[], &[], Root::Missing, |_| true, false);
         assert_eq!(p.create_dirs, ["", "x", "x/y"]);
         assert_eq!(p.writes.len(), 2);
@@ -307,7 +322,7 @@ mod tests {
 
     #[test]
     fn an_edit_not_in_the_cache_is_a_conflict_unless_forced() {
-        let e = [want("a", 1)];
+        let e = manifest(vec![want("a", 1)]);
         let a = [file("a", 9), file("new", 8)];
         let p = plan(&e, true, &a, &[], Root::Dir, |h| h == Hash(1), false);
         assert_eq!(p.conflicts, ["a", "new"]);
@@ -324,10 +339,10 @@ mod tests {
 
     #[test]
     fn a_foreign_symlink_is_never_safe_but_a_cache_link_is() {
-        let e = [want("a", 1)];
+        let e = manifest(vec![want("a", 1)]);
         let mut foreign = file("a", 0);
         foreign.stat.kind = Kind::Symlink;
-        foreign.hash = None;
+        foreign.known.hash = None;
         let p = plan(
             &e,
             true,
@@ -338,8 +353,8 @@ mod tests {
             false,
         );
         assert_eq!(p.conflicts, ["a"]);
-        foreign.cache_link = true;
-        foreign.hash = Some(Hash(3));
+        foreign.known.cache_link = true;
+        foreign.known.hash = Some(Hash(3));
         let p = plan(&e, true, &[foreign], &[], Root::Dir, |_| false, false);
         assert!(p.conflicts.is_empty());
         assert_eq!(p.writes.len(), 1);
@@ -347,10 +362,10 @@ mod tests {
 
     #[test]
     fn executable_bit_change_is_a_modification() {
-        let e = [ManifestEntry {
+        let e = manifest(vec![ManifestEntry {
             executable: true,
             ..want("run.sh", 1)
-        }];
+        }]);
         let p = plan(
             &e,
             true,
@@ -366,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_folder_where_a_file_belongs_is_emptied_and_removed() {
-        let e = [want("a", 1), want("keep/k", 2)];
+        let e = manifest(vec![want("a", 1), want("keep/k", 2)]);
         let a = [file("a/x", 5), file("a/y/z", 6), file("keep/k", 2)];
         let p = plan(
             &e,
@@ -385,7 +400,7 @@ mod tests {
 
     #[test]
     fn a_file_where_a_folder_belongs_is_replaced_by_the_folder() {
-        let e = [want("d/f", 1)];
+        let e = manifest(vec![want("d/f", 1)]);
         let p = plan(&e, true, &[file("d", 1)], &[], Root::Dir, |_| true, false);
         assert_eq!(p.deletes, ["d"]);
         assert_eq!(p.create_dirs, ["d"]);
@@ -393,7 +408,7 @@ mod tests {
 
     #[test]
     fn only_folders_the_deletes_empty_are_removed() {
-        let e = [want("keep/k", 2)];
+        let e = manifest(vec![want("keep/k", 2)]);
         let a = [
             file("gone/x", 5),
             file("gone/y/z", 6),
@@ -416,12 +431,12 @@ mod tests {
 
     #[test]
     fn file_outs_replace_a_folder_root_and_dir_outs_a_file_root() {
-        let e = [want("", 1)];
+        let e = manifest(vec![want("", 1)]);
         let p = plan(&e, false, &[file("x", 1)], &[], Root::Dir, |_| true, false);
         assert_eq!(p.deletes, ["x"]);
         assert_eq!(p.remove_dirs, [""]);
         assert_eq!(p.writes[0].path, "");
-        let e = [want("f", 1)];
+        let e = manifest(vec![want("f", 1)]);
         let p = plan(&e, true, &[file("", 1)], &[], Root::NotDir, |_| true, false);
         assert_eq!(p.deletes, [""]);
         assert_eq!(p.create_dirs, [""]);

@@ -99,38 +99,43 @@ pub fn record(
         .ok_or_else(|| Error::NotFound(root.to_path_buf()))?;
     observe::check_names(&w)?;
     let is_dir = !matches!(w.entries.first(), Some(e) if e.path.is_empty());
-    let mut files = Vec::with_capacity(w.entries.len());
     let (mut special, mut foreign, mut dangling) = (Vec::new(), Vec::new(), Vec::new());
     let mut pointer_like = Vec::new();
     let mut known = KnownHashes::new(old, cache);
     let abs = |rel: &str| crate::paths::join(root, rel);
-    for e in w.entries {
-        match e.stat.kind {
-            Kind::Dir => continue,
-            Kind::Other => {
-                special.push(abs(&e.path));
-                continue;
+    // In place: the walk's list becomes the list of files to record.
+    let mut files: Vec<Actual> = w
+        .entries
+        .into_iter()
+        .filter_map(|mut e| {
+            match e.stat.kind {
+                Kind::Dir => return None,
+                Kind::Other => {
+                    special.push(abs(&e.path));
+                    return None;
+                }
+                Kind::Symlink | Kind::File => {}
             }
-            Kind::Symlink | Kind::File => {}
-        }
-        if e.stat.kind == Kind::File && e.path.ends_with(pointer::SUFFIX) {
-            pointer_like.push(abs(&e.path));
-        }
-        let mut k = known.lookup(&e);
-        if e.stat.kind == Kind::Symlink && !k.cache_link {
-            foreign.push(e.path);
-            continue;
-        }
-        if k.cache_link && e.target_stat.is_none() {
-            dangling.push(abs(&e.path));
-            continue;
-        }
-        // A remembered hash counts only if the object is still there.
-        if k.hash.is_some_and(|h| !cache.contains(h)) {
-            k.hash = None;
-        }
-        files.push(Actual::new(e, k));
-    }
+            if e.stat.kind == Kind::File && e.path.ends_with(pointer::SUFFIX) {
+                pointer_like.push(abs(&e.path));
+            }
+            let mut k = known.lookup(&e);
+            if e.stat.kind == Kind::Symlink && !k.cache_link {
+                foreign.push(e.path);
+                return None;
+            }
+            if k.cache_link && e.target_stat().is_none() {
+                dangling.push(abs(&e.path));
+                return None;
+            }
+            // A remembered hash counts only if the object is still there.
+            if k.hash.is_some_and(|h| !cache.contains(h)) {
+                k.hash = None;
+            }
+            e.known = k;
+            Some(e)
+        })
+        .collect();
     refuse_untrackable(root, special, &foreign, dangling, opts)?;
     // Outs never overlap: a pointer file inside means another out is here.
     if let Some(p) = pointer_like.iter().find(|p| PointerFile::read(p).is_ok()) {
@@ -140,61 +145,75 @@ pub fn record(
         });
     }
 
-    let to_store = files.iter().filter(|a| a.hash.is_none()).count();
-    let bar = Bar::new(to_store as u64, "storing", quiet || to_store < 1000);
-    let results: Vec<Result<Stored>> = files
-        .par_iter()
-        .map(|a| -> Result<Stored> {
-            if let Some(hash) = a.hash {
-                return Ok(Stored {
-                    stat: a.content.unwrap_or(a.stat),
-                    hash,
-                    size: a.content.map_or(a.stat.size, |c| c.size),
-                    link: a.recorded_link,
-                    corrupt: None,
-                });
-            }
-            let r = record_one(cache, linker, root, a);
-            bar.inc(1);
-            r
-        })
+    // Files read and stored now: those whose content the snapshot did not
+    // vouch for. Each result is written back into its own entry, so that
+    // nothing per file is collected beside the entries.
+    let stored: Vec<usize> = (0..files.len())
+        .filter(|&i| files[i].known.hash.is_none())
         .collect();
-    bar.finish();
-
-    let mut entries = Vec::with_capacity(files.len());
-    let mut rows = Vec::with_capacity(files.len());
-    let mut stored = Vec::new();
-    let mut corrupt = Vec::new();
-    let mut size = 0u64;
-    for (i, (a, r)) in files.iter().zip(results).enumerate() {
-        let s = r?;
-        if a.hash.is_none() {
-            stored.push(i);
+    // The executable bits as walked (a stored file's stat is replaced by
+    // the stat of what now stands there).
+    let executable: Vec<bool> = files.iter().map(Actual::executable).collect();
+    let bar = Bar::new(stored.len() as u64, "storing", quiet || stored.len() < 1000);
+    let corrupt = std::sync::Mutex::new(Vec::new());
+    files.par_iter_mut().try_for_each(|a| -> Result<()> {
+        if a.known.hash.is_some() {
+            return Ok(());
         }
+        let s = record_one(cache, linker, root, a)?;
+        bar.inc(1);
         if let Some(h) = s.corrupt {
-            corrupt.push((h, a.path.clone()));
+            corrupt
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((h, a.path.clone()));
         }
-        size += s.size;
-        entries.push(ManifestEntry {
-            path: a.path.clone(),
-            hash: s.hash,
+        a.known.hash = Some(s.hash);
+        // The size is the object's (what was read), the rest the stat to
+        // remember; should they differ, the file changed meanwhile and its
+        // next stat will not match. With `symlink` gone, `stat` is the
+        // content's stat (see `content_stat`).
+        a.stat = FileStat {
             size: s.size,
-            executable: a.executable(),
-        });
-        rows.push(SnapshotEntry {
-            path: &a.path,
-            stat: s.stat,
-            hash: s.hash,
-            link: s.link,
-        });
-    }
+            ..s.stat
+        };
+        a.symlink = None;
+        a.known.recorded_link = s.link;
+        Ok(())
+    })?;
+    bar.finish();
+    let mut corrupt = corrupt.into_inner().unwrap_or_else(|p| p.into_inner());
+    corrupt.sort_unstable_by(|a, b| a.1.cmp(&b.1));
     for (h, _) in &corrupt {
         cache.set_aside(*h);
     }
-    snapshot::restat_shared_inodes(root, &mut rows)?;
-    let link_type = snapshot::common_link(&rows).unwrap_or_else(|| linker.current());
-    let snapshot_entries = snapshot::encode(&rows);
-    drop(rows);
+    let rows = || {
+        files.iter().filter_map(|a| {
+            Some(SnapshotEntry {
+                path: &a.path,
+                stat: a.content_stat()?,
+                hash: a.known.hash?,
+                link: a.known.recorded_link,
+            })
+        })
+    };
+    let encoded = snapshot::encode(root, rows, files.len())?;
+    let link_type = encoded.common_link.unwrap_or_else(|| linker.current());
+    let snapshot_entries = encoded.entries;
+    let mut size = 0u64;
+    let mut entries = Vec::with_capacity(files.len());
+    for (a, executable) in files.into_iter().zip(executable) {
+        let (Some(hash), Some(content)) = (a.known.hash, a.content_stat()) else {
+            continue;
+        };
+        size += content.size;
+        entries.push(ManifestEntry {
+            path: a.path,
+            hash,
+            size: content.size,
+            executable,
+        });
+    }
     let manifest = if is_dir {
         Manifest::new(entries).map_err(|reason| Error::Unsupported {
             path: root.to_path_buf(),
@@ -209,14 +228,14 @@ pub fn record(
     let (hash, executable) = if is_dir {
         (cache.store_manifest(&manifest)?, false)
     } else {
-        let e = &manifest.entries()[0];
+        let e = manifest.get(0);
         (e.hash, e.executable)
     };
     Ok(Recorded {
         is_dir,
         hash,
         size,
-        nfiles: manifest.entries().len() as u64,
+        nfiles: manifest.len() as u64,
         executable,
         manifest,
         snapshot_entries,
@@ -267,12 +286,12 @@ fn refuse_untrackable(
 /// Records one file whose content is not known from the snapshot.
 fn record_one(cache: &Cache, linker: &Linker, root: &Path, a: &Actual) -> Result<Stored> {
     let abs = crate::paths::join(root, &a.path);
-    if a.cache_link {
+    if a.known.cache_link {
         // A symlink into the cache whose target's stat moved: the object
         // may have been written through the link.
-        let named = a.recorded_hash;
+        let named = a.known.recorded_hash;
         let hash = observe::hash_file(&abs)?;
-        let content = a.content.unwrap_or(a.stat);
+        let content = a.content_stat().unwrap_or(a.stat);
         if Some(hash) == named {
             return Ok(Stored {
                 stat: content,
@@ -287,7 +306,7 @@ fn record_one(cache: &Cache, linker: &Linker, root: &Path, a: &Actual) -> Result
         return Ok(s);
     }
     let mut s = store_and_link(cache, linker, &abs, &a.path, a.stat)?;
-    if let Some(h) = a.recorded_hash
+    if let Some(h) = a.known.recorded_hash
         && h != s.hash
         && cache.is_hardlink_of(h, &a.stat)
     {

@@ -14,7 +14,7 @@ use super::link::Linker;
 use super::observe::Actual;
 use crate::cache::Cache;
 use crate::fsutil::{Kind, LinkType};
-use crate::manifest::ManifestEntry;
+use crate::manifest::{Entry, Manifest};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CurrentLink {
@@ -24,7 +24,7 @@ pub enum CurrentLink {
     Private,
 }
 
-pub fn current_link(a: &Actual, cache: &Cache, expected: &ManifestEntry) -> CurrentLink {
+pub fn current_link(a: &Actual, cache: &Cache, expected: Entry<'_>) -> CurrentLink {
     if a.stat.kind == Kind::Symlink {
         CurrentLink::Symlink
     } else if cache.is_hardlink_of(expected.hash, &a.stat) {
@@ -40,7 +40,7 @@ pub fn is_right(current: CurrentLink, wanted: LinkType, a: &Actual) -> bool {
         (LinkType::Hardlink, CurrentLink::Hardlink) => true,
         (LinkType::Symlink, CurrentLink::Symlink) => true,
         (LinkType::Copy | LinkType::Reflink, CurrentLink::Private) => {
-            a.recorded_link == Some(wanted)
+            a.known.recorded_link == Some(wanted)
         }
         _ => false,
     }
@@ -51,14 +51,14 @@ pub fn is_right(current: CurrentLink, wanted: LinkType, a: &Actual) -> bool {
 pub fn wrong_links(
     kept: &[(usize, usize)],
     actual: &[Actual],
-    expected: &[ManifestEntry],
+    expected: &Manifest,
     cache: &Cache,
     linker: &Linker,
 ) -> Vec<(usize, usize)> {
     kept.par_iter()
         .copied()
         .filter(|&(i, j)| {
-            let (a, e) = (&actual[i], &expected[j]);
+            let (a, e) = (&actual[i], expected.get(j));
             let Some(wanted) = linker.wanted(e.executable) else {
                 return false;
             };

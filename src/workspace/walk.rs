@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{FileStat, Kind, temp};
+use crate::fsutil::{FileStat, Kind, LinkType, temp};
+use crate::hash::Hash;
 
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -17,20 +18,65 @@ pub struct Entry {
     /// (only for a root that is not a directory).
     pub path: String,
     pub stat: FileStat,
-    /// The target of a symlink, read in the same pass.
-    pub link_target: Option<PathBuf>,
-    /// For a symlink, the stat of what it points to (`None`: dangling).
-    pub target_stat: Option<FileStat>,
+    /// For a symlink, what it points to, read in the same pass. Boxed: most
+    /// entries are not symlinks, and an entry of 10^6 is kept small.
+    pub symlink: Option<Box<Symlink>>,
+    /// What is known of the content without reading it: empty from the
+    /// walk, filled in by `observe` (an observed entry is an `Actual`). It
+    /// lives here so that observing turns the walk's list into the
+    /// observation in place, never holding two lists of 10^6 entries.
+    pub known: Known,
+}
+
+/// What is known of a file's content without reading it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Known {
+    /// The content's hash, when the stat can be trusted (or once read).
+    pub hash: Option<Hash>,
+    /// A symlink into the cache: its content is the object it names.
+    pub cache_link: bool,
+    /// How the snapshot says the file was made, when it is still the very
+    /// file the snapshot recorded (same inode and ctime).
+    pub recorded_link: Option<LinkType>,
+    /// The hash the snapshot recorded at this path (a symlink: the object
+    /// its target names), trusted or not.
+    pub recorded_hash: Option<Hash>,
+}
+
+/// A symlink's target and the stat of what it points to.
+#[derive(Clone, Debug)]
+pub struct Symlink {
+    pub target: PathBuf,
+    /// `None`: dangling.
+    pub stat: Option<FileStat>,
 }
 
 impl Entry {
     /// The stat that stands for the entry's content, as snapshots record
     /// it (a symlink: `FileStat::of_symlink`); `None` for a dangling symlink.
+    /// A symlink entry without `symlink` holds that stat already (`record`
+    /// leaves entries so once it has stored them).
     pub fn content_stat(&self) -> Option<FileStat> {
-        match self.stat.kind {
-            Kind::Symlink => self.target_stat.map(|t| self.stat.of_symlink(&t)),
+        match (&self.symlink, self.stat.kind) {
+            (Some(l), Kind::Symlink) => l.stat.map(|t| self.stat.of_symlink(&t)),
             _ => Some(self.stat),
         }
+    }
+
+    /// The executable bit as bale records it (a symlink's own mode means
+    /// nothing; cache objects are never executable).
+    pub fn executable(&self) -> bool {
+        self.stat.kind == Kind::File && self.stat.is_executable()
+    }
+
+    /// A symlink's target.
+    pub fn link_target(&self) -> Option<&Path> {
+        self.symlink.as_ref().map(|l| l.target.as_path())
+    }
+
+    /// For a symlink, the stat of what it points to (`None`: dangling).
+    pub fn target_stat(&self) -> Option<FileStat> {
+        self.symlink.as_ref().and_then(|l| l.stat)
     }
 }
 
@@ -63,13 +109,13 @@ pub fn walk(root: &Path, expected: usize) -> Result<Option<Walk>> {
     };
     let stat = FileStat::from_metadata(&meta);
     if stat.kind != Kind::Dir {
-        let (link_target, target_stat) = read_target(root, stat.kind)?;
+        let symlink = read_target(root, stat.kind)?;
         return Ok(Some(Walk {
             entries: vec![Entry {
                 path: String::new(),
                 stat,
-                link_target,
-                target_stat,
+                symlink,
+                known: Known::default(),
             }],
             ..Walk::default()
         }));
@@ -171,28 +217,28 @@ fn read_one_dir(dir: &Path, rel: &str) -> Result<(Vec<Entry>, Odd)> {
         } else {
             format!("{rel}/{name_str}")
         };
-        let (link_target, target_stat) = read_target(&dir.join(&name), stat.kind)?;
+        let symlink = read_target(&dir.join(&name), stat.kind)?;
         entries.push(Entry {
             path,
             stat,
-            link_target,
-            target_stat,
+            symlink,
+            known: Known::default(),
         });
     }
     Ok((entries, odd))
 }
 
 /// A symlink's target and the stat of what it points to.
-fn read_target(path: &Path, kind: Kind) -> Result<(Option<PathBuf>, Option<FileStat>)> {
+fn read_target(path: &Path, kind: Kind) -> Result<Option<Box<Symlink>>> {
     if kind != Kind::Symlink {
-        return Ok((None, None));
+        return Ok(None);
     }
     let target = fs::read_link(path).at("read the symlink", path)?;
     let stat = match fs::metadata(path) {
         Ok(m) => Some(FileStat::from_metadata(&m)),
         Err(_) => None,
     };
-    Ok((Some(target), stat))
+    Ok(Some(Box::new(Symlink { target, stat })))
 }
 
 #[cfg(test)]
@@ -218,11 +264,21 @@ mod tests {
         assert_eq!(w.entries[2].stat.size, 2);
         let link = &w.entries[5];
         assert_eq!(link.stat.kind, Kind::Symlink);
-        assert_eq!(link.link_target.as_deref(), Some(Path::new("/etc")));
+        assert_eq!(link.link_target(), Some(Path::new("/etc")));
         assert_eq!(link.content_stat().map(|s| s.kind), Some(Kind::Symlink));
-        assert_eq!(link.target_stat.map(|s| s.kind), Some(Kind::Dir));
+        assert_eq!(link.target_stat().map(|s| s.kind), Some(Kind::Dir));
         assert_eq!(w.stale_temps.len(), 1);
         assert!(walk(&t.path().join("missing"), 0).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_entry_stays_small() {
+        // One per file of an out: 10^6 of them at once.
+        assert!(
+            std::mem::size_of::<Entry>() <= 144,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
     }
 
     #[test]
