@@ -109,6 +109,29 @@ impl Manifest {
         Ok(m)
     }
 
+    /// Builds a directory's manifest from entries already in path order,
+    /// checking them as `new` does; `capacity` and `path_bytes` are how
+    /// many there are and their paths' total length, to allocate once.
+    pub fn from_sorted<'a>(
+        entries: impl Iterator<Item = Entry<'a>>,
+        capacity: usize,
+        path_bytes: usize,
+    ) -> Result<Manifest, String> {
+        let mut m = Manifest {
+            paths: String::with_capacity(path_bytes),
+            slots: Vec::with_capacity(capacity),
+        };
+        for e in entries {
+            paths::check_relative(e.path).map_err(|r| format!("path {:?}: {r}", e.path))?;
+            if !m.is_empty() && m.get(m.len() - 1).path >= e.path {
+                return Err(format!("{:?} is listed twice or out of order", e.path));
+            }
+            m.push(e.path, e.hash, e.size, e.executable)?;
+        }
+        check_no_file_is_a_folder(&m)?;
+        Ok(m)
+    }
+
     fn push(&mut self, path: &str, hash: Hash, size: u64, executable: bool) -> Result<(), String> {
         if self.paths.len() + path.len() > MAX_PATH_BYTES {
             return Err("the paths of the folder's files add up to more than 4 GiB".into());
@@ -221,41 +244,68 @@ impl Manifest {
     /// (so no duplicates), and no path both a file and a folder. Pieces of
     /// a few thousand lines are decoded in parallel and joined.
     pub fn decode(bytes: &[u8], hash: Hash) -> Result<Manifest> {
+        Self::decode_in(bytes, hash, PIECE_BYTES)
+    }
+
+    /// `decode`, in pieces of about `piece_bytes`.
+    fn decode_in(bytes: &[u8], hash: Hash, piece_bytes: usize) -> Result<Manifest> {
         let bad = |message: String| Error::MalformedManifest { hash, message };
         let body = bytes
             .strip_prefix(HEADER.as_bytes())
             .ok_or_else(|| bad("missing the 'bale-manifest 1' header".into()))?;
-        let pieces = split_lines(body, PIECE_BYTES);
-        let decoded: Vec<std::result::Result<Piece, (usize, String)>> =
-            pieces.par_iter().map(|p| decode_piece(p)).collect();
+        let pieces = split_lines(body, piece_bytes);
         let mut m = Manifest::default();
         let mut lines_before = 0usize;
-        for piece in decoded {
-            let piece = piece
-                .map_err(|(i, message)| bad(format!("line {}: {message}", lines_before + i + 2)))?;
-            if let (false, Some(first)) = (m.slots.is_empty(), piece.slots.first()) {
-                let prev = m.get(m.slots.len() - 1).path;
-                let next = &piece.paths[..first.end as usize];
-                if prev >= next {
-                    return Err(bad(format!(
-                        "line {}: paths are not strictly sorted (duplicate or out of order: {next:?})",
-                        lines_before + 2
-                    )));
-                }
+        // In waves of a few pieces per thread, each appended and dropped
+        // before the next is decoded: the pieces are never all held beside
+        // the manifest they make.
+        let wave = rayon::current_num_threads().max(1) * 2;
+        for group in pieces.chunks(wave) {
+            let decoded: Vec<std::result::Result<Piece, (usize, String)>> =
+                group.par_iter().map(|p| decode_piece(p)).collect();
+            let (paths, slots) = decoded
+                .iter()
+                .flatten()
+                .fold((0, 0), |(p, n), d| (p + d.paths.len(), n + d.slots.len()));
+            m.paths.reserve_exact(paths);
+            m.slots.reserve_exact(slots);
+            for piece in decoded {
+                let piece = piece.map_err(|(i, message)| {
+                    bad(format!("line {}: {message}", lines_before + i + 2))
+                })?;
+                m.append(piece, lines_before).map_err(bad)?;
+                lines_before = m.slots.len();
             }
-            if m.paths.len() + piece.paths.len() > MAX_PATH_BYTES {
-                return Err(bad("the paths add up to more than 4 GiB".into()));
-            }
-            let base = m.paths.len() as u32;
-            m.paths.push_str(&piece.paths);
-            m.slots.extend(piece.slots.iter().map(|s| Slot {
-                end: s.end + base,
-                ..*s
-            }));
-            lines_before += piece.slots.len();
         }
         check_no_file_is_a_folder(&m).map_err(bad)?;
         Ok(m)
+    }
+}
+
+impl Manifest {
+    /// Appends a decoded piece whose first line is line `lines_before + 2`
+    /// of the manifest.
+    fn append(&mut self, piece: Piece, lines_before: usize) -> std::result::Result<(), String> {
+        if let (false, Some(first)) = (self.slots.is_empty(), piece.slots.first()) {
+            let prev = self.get(self.slots.len() - 1).path;
+            let next = &piece.paths[..first.end as usize];
+            if prev >= next {
+                return Err(format!(
+                    "line {}: paths are not strictly sorted (duplicate or out of order: {next:?})",
+                    lines_before + 2
+                ));
+            }
+        }
+        if self.paths.len() + piece.paths.len() > MAX_PATH_BYTES {
+            return Err("the paths add up to more than 4 GiB".into());
+        }
+        let base = self.paths.len() as u32;
+        self.paths.push_str(&piece.paths);
+        self.slots.extend(piece.slots.iter().map(|s| Slot {
+            end: s.end + base,
+            ..*s
+        }));
+        Ok(())
     }
 }
 
@@ -288,6 +338,14 @@ struct Piece {
     slots: Vec<Slot>,
 }
 
+/// The bytes of `rest` up to its next space, which `rest` moves past.
+fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let end = rest.iter().position(|&b| b == b' ')?;
+    let (f, tail) = rest.split_at(end);
+    *rest = &tail[1..];
+    Some(f)
+}
+
 /// Decodes whole lines; an error carries the line's index in the piece.
 fn decode_piece(text: &[u8]) -> std::result::Result<Piece, (usize, String)> {
     let mut p = Piece {
@@ -302,22 +360,28 @@ fn decode_piece(text: &[u8]) -> std::result::Result<Piece, (usize, String)> {
     for (i, line) in lines.into_iter().flatten().enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let err = |m: String| (i, m);
-        let line = std::str::from_utf8(line).map_err(|_| err("not UTF-8".into()))?;
-        let mut parts = line.splitn(4, ' ');
-        let (Some(h), Some(size), Some(x), Some(path)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        // `<32 hex digits> <size> <x|-> <path>`: the hash at a fixed place,
+        // then two short fields; only the path needs a UTF-8 check.
+        let mut rest = line;
+        let (Some(h), Some(size), Some(x)) = (field(&mut rest), field(&mut rest), field(&mut rest))
         else {
             return Err(err("expected 4 fields".into()));
         };
-        let hash: Hash = h.parse().map_err(|e| err(format!("{e}")))?;
-        let size: u64 = size
-            .parse()
-            .map_err(|_| err(format!("bad size {size:?}")))?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let hash: Hash = std::str::from_utf8(h)
+            .ok()
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| err(format!("{}", crate::hash::ParseHashError)))?;
+        let size: u64 = std::str::from_utf8(size)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| err(format!("bad size {:?}", text(size))))?;
         let executable = match x {
-            "x" => true,
-            "-" => false,
-            _ => return Err(err(format!("bad mode {x:?}"))),
+            b"x" => true,
+            b"-" => false,
+            _ => return Err(err(format!("bad mode {:?}", text(x)))),
         };
+        let path = std::str::from_utf8(rest).map_err(|_| err("not UTF-8".into()))?;
         let start = p.paths.len();
         if !unescape_into(path, &mut p.paths) {
             return Err(err("bad escape in path".into()));
@@ -460,6 +524,82 @@ mod tests {
             assert!(Manifest::decode(bytes.as_bytes(), h).is_err(), "{body:?}");
         }
         assert!(Manifest::decode(b"nonsense", h).is_err());
+    }
+
+    #[test]
+    fn from_sorted_equals_new_and_refuses_disorder() {
+        let e = vec![entry("a", 1), entry("a.txt", 2), entry("ab/c", 3)];
+        fn borrowed(e: &[ManifestEntry]) -> Vec<Entry<'_>> {
+            e.iter()
+                .map(|x| Entry {
+                    path: &x.path,
+                    hash: x.hash,
+                    size: x.size,
+                    executable: x.executable,
+                })
+                .collect()
+        }
+        let m = Manifest::from_sorted(borrowed(&e).into_iter(), 3, 10).unwrap();
+        assert_eq!(m, Manifest::new(e.clone()).unwrap());
+        let swapped = vec![e[1].clone(), e[0].clone()];
+        assert!(Manifest::from_sorted(borrowed(&swapped).into_iter(), 2, 6).is_err());
+        let clash = vec![entry("a", 1), entry("a/b", 2)];
+        assert!(Manifest::from_sorted(borrowed(&clash).into_iter(), 2, 4).is_err());
+    }
+
+    #[test]
+    fn decodes_across_pieces_with_line_numbers() {
+        let e: Vec<ManifestEntry> = (0..5000)
+            .map(|i| entry(&format!("d{:03}/f{i:05}", i / 100), i as u128))
+            .collect();
+        let m = Manifest::new(e).unwrap();
+        let bytes = m.encode();
+        assert!(split_lines(&bytes[HEADER.len()..], 4096).len() > 50);
+        assert_eq!(Manifest::decode_in(&bytes, m.hash(), 4096).unwrap(), m);
+        // A bad field far into the manifest is reported at its own line.
+        let text = String::from_utf8(bytes).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let bad = lines[4001]
+            .replacen(" - ", " q ", 1)
+            .replacen(" x ", " q ", 1);
+        lines[4001] = &bad;
+        let broken = lines.join("\n");
+        let err = Manifest::decode_in(broken.as_bytes(), Hash(0), 4096)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4002: bad mode"), "{err}");
+    }
+
+    #[test]
+    fn pieces_join_only_in_order() {
+        let piece = |paths: &[&str]| {
+            let mut p = Piece {
+                paths: String::new(),
+                slots: Vec::new(),
+            };
+            for path in paths {
+                p.paths.push_str(path);
+                p.slots.push(Slot {
+                    hash: Hash(1),
+                    size: 1,
+                    end: p.paths.len() as u32,
+                    executable: false,
+                });
+            }
+            p
+        };
+        let mut m = Manifest::default();
+        m.append(piece(&["a", "b"]), 0).unwrap();
+        m.append(piece(&["c"]), 2).unwrap();
+        assert_eq!(
+            m.entries().map(|e| e.path).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        let err = m.append(piece(&["c", "d"]), 3).unwrap_err();
+        assert!(
+            err.contains("line 5") && err.contains("not strictly sorted"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -192,6 +192,25 @@ fn the_snapshot_after_hardlinking_duplicates_matches_the_tree() {
     );
 }
 
+/// The same when only one of two equal files is made again: linking it
+/// changes the ctime of the other, which the checkout left alone.
+#[test]
+fn the_snapshot_after_relinking_one_duplicate_matches_the_tree() {
+    let (repo, files) = setup("hardlink");
+    fs::remove_file(repo.path("data/dup")).unwrap();
+    let co = repo.bale(&["checkout"]).ok();
+    assert_eq!(co.stdout, "data: 1 added, 0 modified, 0 deleted\n", "{co}");
+    assert_files_linked_as(&repo, &files, "hardlink", "after checkout");
+    let hash = drop_manifest(&repo);
+    let co = repo.bale(&["checkout"]);
+    assert_eq!(
+        (co.code, co.stdout.as_str()),
+        (Some(0), "data: unchanged\n"),
+        "the snapshot does not record the new ctime of the kept duplicate \
+         (manifest {hash} deleted to prove the skip):\n{co}"
+    );
+}
+
 #[test]
 fn a_changed_pointer_is_not_skipped() {
     let (repo, _) = setup("copy");

@@ -251,10 +251,16 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
             link: Some(p.link_type),
         })
     };
+    let made: HashSet<(u64, u64)> = placed
+        .iter()
+        .filter(|p| p.stat.nlink > 1)
+        .map(|p| (p.stat.dev, p.stat.ino))
+        .collect();
     let encoded = snapshot::encode(
         &w.out.root,
         || snapshot::merge(kept(), placed_rows()),
         w.plan.kept.len() + placed.len(),
+        Some(&made),
     )?;
     let chain = linker.describe();
     let (link_type, cache_type) = match &w.old {

@@ -16,7 +16,7 @@ use crate::cache::{Adopted, Cache, StoreMode};
 use crate::error::{Error, Result};
 use crate::fsutil::{FileStat, Kind, LinkType, is_unsupported};
 use crate::hash::Hash;
-use crate::manifest::{Manifest, ManifestEntry};
+use crate::manifest::{Entry, Manifest};
 use crate::pointer::{self, OutKind, OutRecord, PointerFile};
 use crate::progress::Bar;
 use crate::state::{Snapshot, SnapshotEntries, SnapshotEntry};
@@ -197,34 +197,40 @@ pub fn record(
             })
         })
     };
-    let encoded = snapshot::encode(root, rows, files.len())?;
+    let encoded = snapshot::encode(root, rows, files.len(), None)?;
     let link_type = encoded.common_link.unwrap_or_else(|| linker.current());
     let snapshot_entries = encoded.entries;
-    let mut size = 0u64;
-    let mut entries = Vec::with_capacity(files.len());
-    for (a, executable) in files.into_iter().zip(executable) {
-        let (Some(hash), Some(content)) = (a.known.hash, a.content_stat()) else {
-            continue;
-        };
-        size += content.size;
-        entries.push(ManifestEntry {
-            path: a.path,
-            hash,
-            size: content.size,
-            executable,
-        });
-    }
+    // The walk sorted the files by path: the manifest is built from them
+    // as they are, with no list of entries beside them.
+    let entries = || {
+        files
+            .iter()
+            .zip(&executable)
+            .filter_map(|(a, &executable)| {
+                Some(Entry {
+                    path: &a.path,
+                    hash: a.known.hash?,
+                    size: a.content_stat()?.size,
+                    executable,
+                })
+            })
+    };
+    let size = entries().map(|e| e.size).sum();
     let manifest = if is_dir {
-        Manifest::new(entries).map_err(|reason| Error::Unsupported {
-            path: root.to_path_buf(),
-            reason,
+        let path_bytes = files.iter().map(|a| a.path.len()).sum();
+        Manifest::from_sorted(entries(), files.len(), path_bytes).map_err(|reason| {
+            Error::Unsupported {
+                path: root.to_path_buf(),
+                reason,
+            }
         })?
     } else {
-        let e = entries
-            .pop()
+        let e = entries()
+            .next()
             .ok_or_else(|| Error::NotFound(root.to_path_buf()))?;
         Manifest::single_file(e.hash, e.size, e.executable)
     };
+    drop(files);
     let (hash, executable) = if is_dir {
         (cache.store_manifest(&manifest)?, false)
     } else {
