@@ -100,8 +100,11 @@ pub fn plan_out(
         }
         let wrong = relink::wrong_links(&plan.kept, &obs.files, &expected, &repo.cache, linker);
         relinked = wrong.len();
-        let wrong_set: HashSet<usize> = wrong.iter().map(|&(i, _)| i).collect();
-        plan.kept.retain(|(i, _)| !wrong_set.contains(i));
+        // `wrong` is a subsequence of `kept`, in the same order: one merge
+        // pass takes it out (no set of 10^6 indices).
+        let mut next_wrong = wrong.iter().peekable();
+        plan.kept
+            .retain(|pair| next_wrong.next_if(|&w| w == pair).is_none());
         plan.writes.extend(
             wrong
                 .iter()
@@ -171,10 +174,11 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar) -> Applied {
     let name = |p: &String| display_path(&w.out.key, p);
     let mut changes = Changes::default();
     for p in &outcome.placed {
-        if p.write.replaces {
-            changes.modified.push(name(&p.write.path));
+        let write = &w.plan.writes[p.write];
+        if write.replaces {
+            changes.modified.push(name(&write.path));
         } else {
-            changes.added.push(name(&p.write.path));
+            changes.added.push(name(&write.path));
         }
     }
     changes.added.sort_unstable();
@@ -231,7 +235,8 @@ pub fn summary(w: &Work, relink: bool) -> String {
 /// change): otherwise the files kept from before still have the old links,
 /// and the relink hint stays due.
 fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> Result<Snapshot> {
-    placed.sort_unstable_by(|a, b| a.write.path.cmp(&b.write.path));
+    let writes = &w.plan.writes;
+    placed.sort_unstable_by(|a, b| writes[a.write].path.cmp(&writes[b.write].path));
     let kept = || {
         w.plan.kept.iter().filter_map(|&(i, _)| {
             let a = &w.obs.files[i];
@@ -245,9 +250,9 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
     };
     let placed_rows = || {
         placed.iter().map(|p| SnapshotEntry {
-            path: &p.write.path,
+            path: &writes[p.write].path,
             stat: p.stat,
-            hash: p.write.hash,
+            hash: writes[p.write].hash,
             link: Some(p.link_type),
         })
     };

@@ -22,7 +22,9 @@ use crate::progress::Bar;
 /// A file placed by `apply`, stat'ed right after it was renamed into place.
 #[derive(Clone, Debug)]
 pub struct Placed {
-    pub write: Write,
+    /// Which of the plan's writes (an index into `CheckoutPlan::writes`:
+    /// the path is not copied again for every file).
+    pub write: usize,
     pub stat: FileStat,
     pub link_type: LinkType,
 }
@@ -149,7 +151,8 @@ pub fn apply(
     let placed: Vec<Placed> = plan
         .writes
         .par_iter()
-        .filter_map(|w| {
+        .enumerate()
+        .filter_map(|(i, w)| {
             if full.load(Ordering::Relaxed) {
                 not_made.fetch_add(1, Ordering::Relaxed);
                 return None;
@@ -159,7 +162,7 @@ pub fn apply(
             bar.inc(1);
             match r {
                 Ok((stat, link_type)) => Some(Placed {
-                    write: w.clone(),
+                    write: i,
                     stat,
                     link_type,
                 }),

@@ -221,6 +221,15 @@ fn dirs_to_remove(
     needed: &HashSet<&str>,
     root_stays: bool,
 ) -> Vec<String> {
+    let candidates: Vec<&String> = actual_dirs
+        .iter()
+        .rev()
+        .filter(|d| !needed.contains(d.as_str()))
+        .collect();
+    if candidates.is_empty() {
+        // The usual case (every folder still needed): no sets of paths.
+        return Vec::new();
+    }
     let deleted: HashSet<&str> = p.deletes.iter().map(String::as_str).collect();
     let written: HashSet<&str> = p.writes.iter().map(|w| w.path.as_str()).collect();
     // Where paths under `dir` start and end in a sorted list of paths.
@@ -239,11 +248,7 @@ fn dirs_to_remove(
     };
     let mut removed: HashSet<&str> = HashSet::new();
     let mut out = Vec::new();
-    for d in actual_dirs
-        .iter()
-        .rev()
-        .filter(|d| !needed.contains(d.as_str()))
-    {
+    for d in candidates {
         let files = under(actual, d, |a| a.path.as_str());
         let subdirs = under(actual_dirs, d, |s| s.as_str());
         let emptied = files.iter().any(|a| deleted.contains(a.path.as_str()))

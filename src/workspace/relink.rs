@@ -47,7 +47,7 @@ pub fn is_right(current: CurrentLink, wanted: LinkType, a: &Actual) -> bool {
 }
 
 /// The kept files (pairs of indices into `actual` and `expected`) whose
-/// link type is not the wanted one.
+/// link type is not the wanted one, in the order of `kept`.
 pub fn wrong_links(
     kept: &[(usize, usize)],
     actual: &[Actual],
