@@ -338,14 +338,6 @@ struct Piece {
     slots: Vec<Slot>,
 }
 
-/// The bytes of `rest` up to its next space, which `rest` moves past.
-fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let end = rest.iter().position(|&b| b == b' ')?;
-    let (f, tail) = rest.split_at(end);
-    *rest = &tail[1..];
-    Some(f)
-}
-
 /// Decodes whole lines; an error carries the line's index in the piece.
 fn decode_piece(text: &[u8]) -> std::result::Result<Piece, (usize, String)> {
     let mut p = Piece {
@@ -353,35 +345,43 @@ fn decode_piece(text: &[u8]) -> std::result::Result<Piece, (usize, String)> {
         slots: Vec::with_capacity(text.len() / 60),
     };
     let mut prev_start = 0usize;
+    // One UTF-8 check of the whole piece; then lines and fields are cut
+    // with memchr-backed `str` searches.
+    let text = match std::str::from_utf8(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = text[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            return Err((line, "not UTF-8".into()));
+        }
+    };
     // Lines as `str::lines` cuts them: a last line end is optional, and a
     // carriage return before a line end is not part of the line.
-    let text = text.strip_suffix(b"\n").unwrap_or(text);
-    let lines = (!text.is_empty()).then(|| text.split(|&b| b == b'\n'));
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let lines = (!text.is_empty()).then(|| text.split('\n'));
     for (i, line) in lines.into_iter().flatten().enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let err = |m: String| (i, m);
-        // `<32 hex digits> <size> <x|-> <path>`: the hash at a fixed place,
-        // then two short fields; only the path needs a UTF-8 check.
-        let mut rest = line;
-        let (Some(h), Some(size), Some(x)) = (field(&mut rest), field(&mut rest), field(&mut rest))
-        else {
+        // `<32 hex digits> <size> <x|-> <path>`.
+        let fields = line.split_once(' ').and_then(|(h, rest)| {
+            let (size, rest) = rest.split_once(' ')?;
+            let (x, path) = rest.split_once(' ')?;
+            Some((h, size, x, path))
+        });
+        let Some((h, size, x, path)) = fields else {
             return Err(err("expected 4 fields".into()));
         };
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let hash: Hash = std::str::from_utf8(h)
-            .ok()
-            .and_then(|h| h.parse().ok())
-            .ok_or_else(|| err(format!("{}", crate::hash::ParseHashError)))?;
-        let size: u64 = std::str::from_utf8(size)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| err(format!("bad size {:?}", text(size))))?;
+        let hash: Hash = h.parse().map_err(|e| err(format!("{e}")))?;
+        let size: u64 = size
+            .parse()
+            .map_err(|_| err(format!("bad size {size:?}")))?;
         let executable = match x {
-            b"x" => true,
-            b"-" => false,
-            _ => return Err(err(format!("bad mode {:?}", text(x)))),
+            "x" => true,
+            "-" => false,
+            _ => return Err(err(format!("bad mode {x:?}"))),
         };
-        let path = std::str::from_utf8(rest).map_err(|_| err("not UTF-8".into()))?;
         let start = p.paths.len();
         if !unescape_into(path, &mut p.paths) {
             return Err(err("bad escape in path".into()));
@@ -568,6 +568,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 4002: bad mode"), "{err}");
+        // So is a byte that is not UTF-8.
+        let mut raw = text.clone().into_bytes();
+        let at = text.match_indices('\n').nth(3000).unwrap().0 - 1;
+        raw[at] = 0xff;
+        let err = Manifest::decode_in(&raw, Hash(0), 4096)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3001: not UTF-8"), "{err}");
     }
 
     #[test]

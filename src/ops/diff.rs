@@ -264,14 +264,27 @@ pub fn diff(
     Ok((outs, errors))
 }
 
-fn view(v: &[(String, Option<Hash>, bool)]) -> Vec<Item<'_>> {
-    v.iter()
-        .map(|(p, h, x)| Item {
-            path: p,
-            hash: *h,
-            executable: *x,
-        })
-        .collect()
+/// One side's files as items, borrowed from its manifest or its walk.
+fn items<'a>(c: Option<&'a Content>, m: Option<&'a Manifest>) -> Vec<Item<'a>> {
+    match (c, m) {
+        (_, Some(m)) => m
+            .entries()
+            .map(|e| Item {
+                path: e.path,
+                hash: Some(e.hash),
+                executable: e.executable,
+            })
+            .collect(),
+        (Some(Content::Files(f)), None) => f
+            .iter()
+            .map(|(p, h, x)| Item {
+                path: p,
+                hash: *h,
+                executable: *x,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The manifest a recorded out stands for (a file out: its one entry).
@@ -295,26 +308,14 @@ fn out_diff(
     {
         return Ok(None);
     }
-    let ma = match a {
-        Some(Content::Recorded(r)) => Some(manifest_of(repo, key, r)?),
-        _ => None,
+    // Both sides' manifests are read and decoded at once.
+    let manifest = |c: Option<&Content>| match c {
+        Some(Content::Recorded(r)) => manifest_of(repo, key, r).map(Some),
+        _ => Ok(None),
     };
-    let mb = match b {
-        Some(Content::Recorded(r)) => Some(manifest_of(repo, key, r)?),
-        _ => None,
-    };
-    let items = |c: Option<&Content>, m: &Option<Manifest>| -> Vec<(String, Option<Hash>, bool)> {
-        match (c, m) {
-            (_, Some(m)) => m
-                .entries()
-                .map(|e| (e.path.to_owned(), Some(e.hash), e.executable))
-                .collect(),
-            (Some(Content::Files(f)), None) => f.clone(),
-            _ => Vec::new(),
-        }
-    };
-    let (ia, ib) = (items(a, &ma), items(b, &mb));
-    let c = merge(&view(&ia), &view(&ib));
+    let (ma, mb) = rayon::join(|| manifest(a), || manifest(b));
+    let (ma, mb) = (ma?, mb?);
+    let c = merge(&items(a, ma.as_ref()), &items(b, mb.as_ref()));
     if c.is_empty() {
         return Ok(None);
     }
