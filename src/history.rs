@@ -35,6 +35,17 @@ pub struct FoundPointer {
     pub blob: ObjectId,
 }
 
+impl FoundPointer {
+    /// The key (path relative to the bale root) of an out this pointer
+    /// file lists as `out_path`: outs are named relative to its folder.
+    pub fn out_key(&self, out_path: &str) -> String {
+        match self.path.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{out_path}"),
+            None => out_path.to_owned(),
+        }
+    }
+}
+
 fn git_error(what: impl Into<String>) -> impl FnOnce(&dyn std::fmt::Display) -> Error {
     let what = what.into();
     move |e| Error::Git {

@@ -238,15 +238,10 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
     let writes = &w.plan.writes;
     placed.sort_unstable_by(|a, b| writes[a.write].path.cmp(&writes[b.write].path));
     let kept = || {
-        w.plan.kept.iter().filter_map(|&(i, _)| {
-            let a = &w.obs.files[i];
-            Some(SnapshotEntry {
-                path: &a.path,
-                stat: a.content_stat()?,
-                hash: a.known.hash?,
-                link: a.known.recorded_link,
-            })
-        })
+        w.plan
+            .kept
+            .iter()
+            .filter_map(|&(i, _)| snapshot::row_of(&w.obs.files[i]))
     };
     let placed_rows = || {
         placed.iter().map(|p| SnapshotEntry {

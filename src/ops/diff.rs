@@ -166,13 +166,8 @@ fn outs_of(
                 let Some(file) = history.pointer(&rev.name, p, &mut |e| warnings.push(e))? else {
                     continue;
                 };
-                let dir = p.path.rsplit_once('/').map_or("", |(d, _)| d);
                 for o in &file.outs {
-                    let key = if dir.is_empty() {
-                        o.path.clone()
-                    } else {
-                        format!("{dir}/{}", o.path)
-                    };
+                    let key = p.out_key(&o.path);
                     paths::check_relative(&key).map_err(|reason| Error::UnsafePath {
                         path: o.path.clone(),
                         source_file: format!("{}:{}", rev.name, p.path).into(),

@@ -29,14 +29,8 @@ pub fn find_out(history: &mut History, rev: &Rev, key: &str) -> Result<OutRecord
         let Some(file) = history.pointer(&rev.name, p, &mut |_| {})? else {
             continue;
         };
-        let dir = p.path.rsplit_once('/').map_or("", |(d, _)| d);
         for o in &file.outs {
-            let k = if dir.is_empty() {
-                o.path.clone()
-            } else {
-                format!("{dir}/{}", o.path)
-            };
-            if k == key {
+            if p.out_key(&o.path) == key {
                 return Ok(o.clone());
             }
         }

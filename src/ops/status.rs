@@ -8,7 +8,7 @@ use crate::fsutil::Kind;
 use crate::hash::Hash;
 use crate::out::Out;
 use crate::repo::Repo;
-use crate::state::{Snapshot, SnapshotEntry};
+use crate::state::Snapshot;
 use crate::workspace::{self, Observation, plan, plan::Root, snapshot, walk};
 
 use super::{Changes, display_path, expected_of};
@@ -135,19 +135,10 @@ fn refreshed(o: &Out, old: Option<&Snapshot>, obs: &Observation) -> Option<Snaps
     }) {
         return None;
     }
-    let rows = || {
-        obs.files.iter().filter_map(|a| {
-            Some(SnapshotEntry {
-                path: &a.path,
-                stat: a.content_stat()?,
-                hash: a.known.hash?,
-                link: a.known.recorded_link,
-            })
-        })
-    };
     // The stats are the walk's own: no entry was made here, none is
     // re-stat'ed.
-    let encoded = snapshot::encode_as_walked(rows(), obs.files.len());
+    let rows = obs.files.iter().filter_map(snapshot::row_of);
+    let encoded = snapshot::encode_as_walked(rows, obs.files.len());
     Some(Snapshot::new(
         old.hash,
         old.link_type,

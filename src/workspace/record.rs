@@ -19,7 +19,7 @@ use crate::hash::Hash;
 use crate::manifest::{Entry, Manifest};
 use crate::pointer::{self, OutKind, OutRecord, PointerFile};
 use crate::progress::Bar;
-use crate::state::{Snapshot, SnapshotEntries, SnapshotEntry};
+use crate::state::{Snapshot, SnapshotEntries};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RecordOptions {
@@ -187,16 +187,7 @@ pub fn record(
     for (h, _) in &corrupt {
         cache.set_aside(*h);
     }
-    let rows = || {
-        files.iter().filter_map(|a| {
-            Some(SnapshotEntry {
-                path: &a.path,
-                stat: a.content_stat()?,
-                hash: a.known.hash?,
-                link: a.known.recorded_link,
-            })
-        })
-    };
+    let rows = || files.iter().filter_map(snapshot::row_of);
     let encoded = snapshot::encode(root, rows, files.len(), None)?;
     let link_type = encoded.common_link.unwrap_or_else(|| linker.current());
     let snapshot_entries = encoded.entries;

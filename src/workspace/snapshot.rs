@@ -6,10 +6,22 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::observe::Actual;
 use crate::error::{IoContext, Result};
 use crate::fsutil::{FileStat, LinkType, stat::content_stat};
 use crate::paths;
 use crate::state::{SnapshotEntries, SnapshotEntry};
+
+/// The snapshot row of an observed file whose content is known (`None`:
+/// not known, or a dangling symlink).
+pub fn row_of(a: &Actual) -> Option<SnapshotEntry<'_>> {
+    Some(SnapshotEntry {
+        path: &a.path,
+        stat: a.content_stat()?,
+        hash: a.known.hash?,
+        link: a.known.recorded_link,
+    })
+}
 
 /// A snapshot's entries, encoded, and the link type they all share.
 pub struct Encoded {
