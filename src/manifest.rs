@@ -242,7 +242,7 @@ impl Manifest {
 
     /// Parses and validates a manifest: every path safe, strictly sorted
     /// (so no duplicates), and no path both a file and a folder. Pieces of
-    /// a few thousand lines are decoded in parallel and joined.
+    /// about 1 MiB of lines are decoded in parallel and joined.
     pub fn decode(bytes: &[u8], hash: Hash) -> Result<Manifest> {
         Self::decode_in(bytes, hash, PIECE_BYTES)
     }
