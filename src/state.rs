@@ -2,10 +2,17 @@
 //! snapshot of its tree taken after the last successful add, commit or
 //! checkout. Each snapshot is one row whose `entries` column is a compact
 //! blob, so loading an out of 10^6 files is one read and no per-file query.
+//!
+//! Saving a snapshot of the same size as the one loaded (a repair or a
+//! commit of edited files: same paths, other stats) rewrites only the
+//! 64 KiB pieces of the blob that differ, found by the digests taken when
+//! it was loaded; a random generation tag, renewed by every save, proves
+//! that the row is still the one loaded.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use std::io::{Read, Write};
 
 use rusqlite::{Connection, MAIN_DB, OptionalExtension, params};
 
@@ -113,11 +120,32 @@ impl SnapshotEntries {
 pub struct StateDb {
     conn: Connection,
     path: PathBuf,
+    /// What was loaded of each out's row, for saving it in place.
+    loaded: RefCell<HashMap<String, Loaded>>,
+}
+
+/// A snapshot row as loaded: which row and generation it was, and the
+/// digest of each `PIECE` bytes of its blob.
+struct Loaded {
+    rowid: i64,
+    generation: i64,
+    len: usize,
+    pieces: Vec<u128>,
+}
+
+/// The blob is compared and rewritten in pieces of this many bytes.
+const PIECE: usize = 64 * 1024;
+
+fn piece_digests(blob: &[u8]) -> Vec<u128> {
+    blob.chunks(PIECE)
+        .map(xxhash_rust::xxh3::xxh3_128)
+        .collect()
 }
 
 /// Bumped whenever the table or the blob encoding (or what it means)
-/// changes. 4: a symlink's entry holds its target's stat.
-const SCHEMA_VERSION: i64 = 4;
+/// changes. 4: a symlink's entry holds its target's stat. 5: the
+/// `generation` column (a version-4 DB gains it and keeps its rows).
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -126,7 +154,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
     link_type TEXT NOT NULL,
     cache_type TEXT NOT NULL,  -- the cache.type chain in force
     taken_ns  INTEGER NOT NULL,
-    entries   BLOB NOT NULL      -- see encode_entry
+    entries   BLOB NOT NULL,     -- see encode_entry
+    generation INTEGER NOT NULL DEFAULT 0  -- random, new at every save
 );
 ";
 
@@ -178,7 +207,14 @@ impl StateDb {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
-        if version != SCHEMA_VERSION {
+        if version == 4 {
+            conn.execute_batch(
+                "ALTER TABLE snapshots ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
+            )
+            .map_err(err)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err)?;
+        } else if version != SCHEMA_VERSION {
             conn.execute_batch("DROP TABLE IF EXISTS snapshots;")
                 .map_err(err)?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -188,6 +224,7 @@ impl StateDb {
         Ok(StateDb {
             conn,
             path: path.to_path_buf(),
+            loaded: RefCell::default(),
         })
     }
 
@@ -205,7 +242,7 @@ impl StateDb {
         let row = self
             .conn
             .query_row(
-                "SELECT rowid, hash, link_type, cache_type, taken_ns, length(entries)
+                "SELECT rowid, hash, link_type, cache_type, taken_ns, length(entries), generation
                  FROM snapshots WHERE out = ?1",
                 params![out],
                 |r| {
@@ -216,22 +253,22 @@ impl StateDb {
                         r.get::<_, String>(3)?,
                         r.get::<_, i64>(4)?,
                         r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some((rowid, hash, link_type, cache_type, taken_ns, size)) = row else {
+        let Some((rowid, hash, link_type, cache_type, taken_ns, size, generation)) = row else {
             return Ok(None);
         };
         // Read the blob incrementally straight into its final buffer: a plain
         // column read would hold a second, SQLite-side copy of it.
-        let mut blob = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut blob = vec![0; usize::try_from(size).unwrap_or(0)];
         self.conn
             .blob_open(MAIN_DB, c"snapshots", c"entries", rowid, true)
-            .map_err(|e| self.err(e))?
-            .read_to_end(&mut blob)
-            .map_err(|e| self.err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            .and_then(|b| b.read_at_exact(&mut blob, 0))
+            .map_err(|e| self.err(e))?;
         let (Ok(hash), Ok(link_type), Some(len)) = (
             <[u8; 16]>::try_from(hash.as_slice()),
             link_type.parse::<LinkType>(),
@@ -239,6 +276,15 @@ impl StateDb {
         ) else {
             return Ok(None);
         };
+        self.loaded.borrow_mut().insert(
+            out.to_owned(),
+            Loaded {
+                rowid,
+                generation,
+                len: blob.len(),
+                pieces: piece_digests(&blob),
+            },
+        );
         Ok(Some(Snapshot {
             hash: Hash::from_bytes(hash),
             link_type,
@@ -275,31 +321,95 @@ impl StateDb {
     }
 
     /// Records the given snapshots and forgets `removed`, in one transaction.
+    /// A snapshot of the size of the row this DB loaded for its out, when
+    /// that row was not saved since, is written in place: only its pieces
+    /// that differ. Any other is written whole, straight from its buffer.
     pub fn save(&mut self, snapshots: &[(String, Snapshot)], removed: &[String]) -> Result<()> {
         let path = self.path.clone();
         let err = |source| Error::State {
             path: path.clone(),
             source,
         };
+        let mut saved = Vec::with_capacity(snapshots.len());
+        let loaded = self.loaded.get_mut();
         let tx = self.conn.transaction().map_err(err)?;
-        {
-            let mut put = tx
+        for (out, s) in snapshots {
+            let generation = fastrand::i64(..);
+            let pieces = piece_digests(&s.entries);
+            let current: Option<(i64, i64, i64)> = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO snapshots (out, hash, link_type, cache_type, taken_ns, entries)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "SELECT rowid, generation, length(entries) FROM snapshots WHERE out = ?1",
                 )
+                .and_then(|mut q| {
+                    q.query_row(params![out], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()
+                })
                 .map_err(err)?;
-            for (out, s) in snapshots {
-                put.execute(params![
-                    out,
-                    s.hash.to_bytes().as_slice(),
-                    s.link_type.as_str(),
-                    s.cache_type,
-                    s.taken_ns,
-                    s.entries
-                ])
+            let hash = s.hash.to_bytes();
+            let header = params![
+                out,
+                hash.as_slice(),
+                s.link_type.as_str(),
+                s.cache_type,
+                s.taken_ns,
+                generation,
+                s.entries.len() as i64,
+            ];
+            let in_place = match (current, loaded.get(out)) {
+                (Some((rowid, g, len)), Some(l))
+                    if rowid == l.rowid
+                        && g == l.generation
+                        && usize::try_from(len) == Ok(l.len)
+                        && l.len == s.entries.len() =>
+                {
+                    Some((rowid, l))
+                }
+                _ => None,
+            };
+            let rowid = if let Some((rowid, l)) = in_place {
+                tx.prepare_cached(
+                    "UPDATE snapshots SET hash = ?2, link_type = ?3, cache_type = ?4,
+                         taken_ns = ?5, generation = ?6
+                     WHERE out = ?1 AND length(entries) = ?7",
+                )
+                .and_then(|mut q| q.execute(header))
                 .map_err(err)?;
-            }
+                let mut blob = tx
+                    .blob_open(MAIN_DB, c"snapshots", c"entries", rowid, false)
+                    .map_err(err)?;
+                for (i, piece) in s.entries.chunks(PIECE).enumerate() {
+                    if pieces[i] != l.pieces[i] {
+                        blob.write_at(piece, i * PIECE).map_err(err)?;
+                    }
+                }
+                rowid
+            } else {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO snapshots
+                         (out, hash, link_type, cache_type, taken_ns, generation, entries)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, zeroblob(?7))",
+                )
+                .and_then(|mut q| q.execute(header))
+                .map_err(err)?;
+                let rowid = tx.last_insert_rowid();
+                if !s.entries.is_empty() {
+                    tx.blob_open(MAIN_DB, c"snapshots", c"entries", rowid, false)
+                        .and_then(|mut b| b.write_at(&s.entries, 0))
+                        .map_err(err)?;
+                }
+                rowid
+            };
+            saved.push((
+                out.clone(),
+                Loaded {
+                    rowid,
+                    generation,
+                    len: s.entries.len(),
+                    pieces,
+                },
+            ));
+        }
+        {
             let mut del = tx
                 .prepare_cached("DELETE FROM snapshots WHERE out = ?1")
                 .map_err(err)?;
@@ -307,7 +417,12 @@ impl StateDb {
                 del.execute(params![out]).map_err(err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        for out in removed {
+            loaded.remove(out);
+        }
+        loaded.extend(saved);
+        Ok(())
     }
 }
 
@@ -455,6 +570,88 @@ mod tests {
         );
         db.save(&[], &["data".into()]).unwrap();
         assert_eq!(db.load("data").unwrap(), None);
+    }
+
+    /// A snapshot of `n` files over several blob pieces; the file `edited`,
+    /// if any, has another stat.
+    fn big(n: u64, edited: Option<u64>) -> Snapshot {
+        let paths: Vec<String> = (0..n).map(|i| format!("d/f{i:06}")).collect();
+        let mut entries = SnapshotEntries::default();
+        for (i, p) in (0..n).zip(&paths) {
+            let size = if Some(i) == edited { 1_000_000 + i } else { i };
+            entries.push(&entry(
+                p,
+                size,
+                Hash(u128::from(i)),
+                Some(LinkType::Hardlink),
+            ));
+        }
+        Snapshot::new(Hash(1), LinkType::Hardlink, "hardlink".into(), 7, entries)
+    }
+
+    #[test]
+    fn a_snapshot_of_the_same_size_is_saved_in_place_and_reads_back_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let mut db = StateDb::open(&t.path().join("state.db")).unwrap();
+        db.save(&[("data".into(), big(5000, None))], &[]).unwrap();
+        assert!(big(5000, None).entries.len() > 4 * PIECE);
+        let loaded = db.load("data").unwrap().unwrap();
+        assert_eq!(loaded, big(5000, None));
+        // Same length, one entry changed: written in place.
+        let edited = big(5000, Some(4321));
+        assert_eq!(edited.entries.len(), loaded.entries.len());
+        db.save(&[("data".into(), edited.clone())], &[]).unwrap();
+        assert_eq!(db.load("data").unwrap(), Some(edited.clone()));
+        // And again, from what that save left (no load in between).
+        let again = big(5000, Some(17));
+        db.save(&[("data".into(), again.clone())], &[]).unwrap();
+        let other = StateDb::open(&t.path().join("state.db")).unwrap();
+        assert_eq!(other.load("data").unwrap(), Some(again));
+    }
+
+    #[test]
+    fn a_row_saved_by_another_process_since_it_was_loaded_is_written_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        let mut a = StateDb::open(&path).unwrap();
+        a.save(&[("data".into(), big(5000, None))], &[]).unwrap();
+        let mut a = StateDb::open(&path).unwrap();
+        let mut b = StateDb::open(&path).unwrap();
+        a.load("data").unwrap().unwrap();
+        b.load("data").unwrap().unwrap();
+        // b changes a file far from the one a changes, in another piece.
+        b.save(&[("data".into(), big(5000, Some(4000)))], &[])
+            .unwrap();
+        a.save(&[("data".into(), big(5000, Some(10)))], &[])
+            .unwrap();
+        let fresh = StateDb::open(&path).unwrap();
+        assert_eq!(fresh.load("data").unwrap(), Some(big(5000, Some(10))));
+    }
+
+    #[test]
+    fn a_version_4_db_keeps_its_snapshots() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE snapshots (out TEXT PRIMARY KEY, hash BLOB NOT NULL,
+                 link_type TEXT NOT NULL, cache_type TEXT NOT NULL,
+                 taken_ns INTEGER NOT NULL, entries BLOB NOT NULL);
+                 PRAGMA user_version = 4;",
+            )
+            .unwrap();
+            let s = snapshot();
+            old.execute(
+                "INSERT INTO snapshots VALUES ('data', ?1, 'hardlink', 'hardlink,copy', 1234, ?2)",
+                params![s.hash.to_bytes().as_slice(), s.entries],
+            )
+            .unwrap();
+        }
+        let mut db = StateDb::open(&path).unwrap();
+        assert_eq!(db.load("data").unwrap(), Some(snapshot()));
+        db.save(&[("data".into(), snapshot())], &[]).unwrap();
+        assert_eq!(db.load("data").unwrap(), Some(snapshot()));
     }
 
     #[test]
