@@ -20,6 +20,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, FileStat, LinkType, link_type::private_mode, stat::Compared, temp};
 use crate::hash::{self, Hash};
 use crate::manifest::Manifest;
+use crate::progress::Bar;
 
 pub mod pack;
 
@@ -308,22 +309,22 @@ impl Cache {
     /// hash, its size, and whether the object is new (false: an equal object
     /// was already there and was kept). With `StoreMode::Reflink`, an `Err`
     /// whose io error is "unsupported" means: fall back to `StoreMode::Copy`.
-    pub fn store_file(&self, src: &Path, mode: StoreMode) -> Result<(Hash, u64, bool)> {
+    pub fn store_file(&self, src: &Path, mode: StoreMode, bar: &Bar) -> Result<(Hash, u64, bool)> {
         let input = File::open(src).at("read", src)?;
         let tmp = self.create_temp()?;
         let (hash, size) = match mode {
             StoreMode::Copy => {
-                hash::with_buffer(|buf| hash::copy_hashing(&input, tmp.as_file(), buf)).map_err(
-                    |e| match e {
+                hash::with_buffer(|buf| hash::copy_hashing(bar.reading(&input), tmp.as_file(), buf))
+                    .map_err(|e| match e {
                         hash::CopyError::Read(e) => Error::io("read", src, e),
                         hash::CopyError::Write(e) => Error::io("write", tmp.path(), e),
-                    },
-                )?
+                    })?
             }
             StoreMode::Reflink => {
                 reflink_copy::reflink_file(&input, tmp.as_file()).at("reflink", src)?;
                 let clone = File::open(tmp.path()).at("read", tmp.path())?;
-                hash::with_buffer(|buf| hash::hash_reader(&clone, buf)).at("read", tmp.path())?
+                hash::with_buffer(|buf| hash::hash_reader(bar.reading(&clone), buf))
+                    .at("read", tmp.path())?
             }
         };
         let fresh = self.publish(tmp, hash)?;
@@ -335,10 +336,11 @@ impl Cache {
     /// hashed through an open descriptor; if its stat moved meanwhile it was
     /// being written, and `Adopted::Changed` says to copy it instead. Else it
     /// is made read-only and that very inode is linked in under its hash.
-    pub fn adopt_file(&self, src: &Path) -> Result<Adopted> {
+    pub fn adopt_file(&self, src: &Path, bar: &Bar) -> Result<Adopted> {
         let f = File::open(src).at("read", src)?;
         let before = FileStat::from_metadata(&f.metadata().at("read", src)?);
-        let (hash, size) = hash::with_buffer(|buf| hash::hash_reader(&f, buf)).at("read", src)?;
+        let (hash, size) =
+            hash::with_buffer(|buf| hash::hash_reader(bar.reading(&f), buf)).at("read", src)?;
         let after = FileStat::from_metadata(&f.metadata().at("read", src)?);
         if fsutil::stat::compare(&before, &after, i64::MAX) != Compared::Identical
             || after.kind != fsutil::Kind::File
@@ -777,7 +779,9 @@ mod tests {
         let cache = Cache::new(t.path().join("cache"));
         let src = t.path().join("f");
         fs::write(&src, "hello").unwrap();
-        let (h, size, fresh) = cache.store_file(&src, StoreMode::Copy).unwrap();
+        let (h, size, fresh) = cache
+            .store_file(&src, StoreMode::Copy, &Bar::hidden())
+            .unwrap();
         assert!(fresh);
         assert_eq!(h, Hash::of_bytes(b"hello"));
         assert_eq!(size, 5);
@@ -786,7 +790,12 @@ mod tests {
         let mode = fs::metadata(&obj).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, OBJECT_MODE);
         let ino = fs::metadata(&obj).unwrap().ino();
-        assert!(!cache.store_file(&src, StoreMode::Copy).unwrap().2);
+        assert!(
+            !cache
+                .store_file(&src, StoreMode::Copy, &Bar::hidden())
+                .unwrap()
+                .2
+        );
         assert_eq!(
             fs::metadata(&obj).unwrap().ino(),
             ino,
@@ -804,7 +813,8 @@ mod tests {
         let cache = Cache::new(t.path().join("cache"));
         let src = t.path().join("f");
         fs::write(&src, "adopt me").unwrap();
-        let Adopted::Linked { hash, size, stat } = cache.adopt_file(&src).unwrap() else {
+        let Adopted::Linked { hash, size, stat } = cache.adopt_file(&src, &Bar::hidden()).unwrap()
+        else {
             panic!("not linked");
         };
         assert_eq!((hash, size), (Hash::of_bytes(b"adopt me"), 8));
@@ -818,7 +828,7 @@ mod tests {
         fs::write(&twin, "adopt me").unwrap();
         let mode = fs::metadata(&twin).unwrap().mode();
         assert!(matches!(
-            cache.adopt_file(&twin).unwrap(),
+            cache.adopt_file(&twin, &Bar::hidden()).unwrap(),
             Adopted::Exists { .. }
         ));
         assert_eq!(fs::metadata(&twin).unwrap().mode(), mode, "left untouched");
@@ -853,7 +863,9 @@ mod tests {
         let cache = Cache::new(t.path().join("cache"));
         let src = t.path().join("f");
         fs::write(&src, "right").unwrap();
-        let (h, size, _) = cache.store_file(&src, StoreMode::Copy).unwrap();
+        let (h, size, _) = cache
+            .store_file(&src, StoreMode::Copy, &Bar::hidden())
+            .unwrap();
         let obj = cache.loose_path(h);
         fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&obj, "wrong").unwrap();

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::ops::checkout::{self as co, Planned};
 use crate::out::{self, Inside};
-use crate::progress::Bar;
 use crate::workspace::link::Linker;
 
 use super::{Ctx, hint, report, report_all};
@@ -69,8 +68,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
 
-    let total: usize = works().map(|w| w.plan.writes.len()).sum();
-    let bar = Bar::new(total as u64, "checkout", ctx.quiet || total < 1000);
+    let plans: Vec<_> = works().map(|w| &w.plan).collect();
+    let bar = co::bar_for(&plans, ctx.quiet);
     let mut snapshots = Vec::new();
     let mut advise = Vec::new();
     let mut lines = Vec::new();

@@ -11,7 +11,6 @@ use crate::ops::track;
 use crate::out::{self, Out};
 use crate::paths;
 use crate::pointer::{self, OutKind, OutRecord};
-use crate::progress::Bar;
 use crate::workspace::link::Linker;
 
 use super::{Ctx, human_size, plural, report, report_all};
@@ -200,8 +199,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let mut failed = w.corrupt.len();
     w.corrupt.iter().for_each(|e| report(e));
     track::write_pointer_with(&abs, &key, fill)?;
-    let total = w.plan.writes.len();
-    let bar = Bar::new(total as u64, "checkout", ctx.quiet || total < 1000);
+    let bar = co::bar_for(std::slice::from_ref(&w.plan), ctx.quiet);
     let applied = co::apply_out(&repo, &linker, &w, &bar);
     bar.finish();
     failed += applied.errors.len();

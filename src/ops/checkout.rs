@@ -205,6 +205,13 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar) -> Applied {
     }
 }
 
+/// The checkout bar over what `plans` write: files and bytes.
+pub fn bar_for<P: std::borrow::Borrow<plan::CheckoutPlan>>(plans: &[P], quiet: bool) -> Bar {
+    let writes = || plans.iter().flat_map(|p| &p.borrow().writes);
+    let bytes = writes().map(|w| w.size).sum();
+    Bar::files(writes().count() as u64, bytes, "checkout", quiet)
+}
+
 /// "data: 3 added, 1 modified, 0 deleted", from the workspace's side.
 pub fn summary(w: &Work, relink: bool) -> String {
     let p = &w.plan;

@@ -147,8 +147,8 @@ pub fn materialize(
         |_| true,
         false,
     );
-    let n = p.writes.len();
-    let bar = Bar::new(n as u64, "get", quiet || n < 1000);
+    let bytes = p.writes.iter().map(|w| w.size).sum();
+    let bar = Bar::files(p.writes.len() as u64, bytes, "get", quiet);
     let outcome = apply::apply(&p, &tmp, &[], &repo.cache, linker, &bar);
     bar.finish();
     let remove_tmp = || {
@@ -178,7 +178,7 @@ pub fn materialize(
         return Err(Error::io("create", dest, e));
     }
     Ok(Ok(Got {
-        files: n,
+        files: p.writes.len(),
         bytes: manifest.entries().map(|e| e.size).sum(),
     }))
 }

@@ -159,7 +159,8 @@ pub fn apply(
             }
             let dest = paths::join(root, &w.path);
             let r = place(cache, linker, w, &dest);
-            bar.inc(1);
+            bar.inc(w.size);
+            bar.file_done();
             match r {
                 Ok((stat, link_type)) => Some(Placed {
                     write: i,

@@ -113,9 +113,10 @@ impl<'a> KnownHashes<'a> {
     }
 }
 
-pub fn hash_file(path: &Path) -> Result<Hash> {
+/// Hashes the file at `path`, counting its bytes on `bar`.
+pub fn hash_file(path: &Path, bar: &Bar) -> Result<Hash> {
     let f = std::fs::File::open(path).at("read", path)?;
-    hash::with_buffer(|buf| hash::hash_reader(f, buf))
+    hash::with_buffer(|buf| hash::hash_reader(bar.reading(f), buf))
         .map(|(h, _)| h)
         .at("read", path)
 }
@@ -226,16 +227,16 @@ fn hash_suspects(
     let suspects: Vec<usize> = (0..files.len())
         .filter(|&i| is_suspect(&files[i]))
         .collect();
-    let bar = if suspects.len() > 1000 {
-        Bar::new(suspects.len() as u64, "hashing", quiet)
-    } else {
-        Bar::hidden()
-    };
+    let bytes = suspects
+        .iter()
+        .map(|&i| files[i].content_stat().unwrap_or(files[i].stat).size)
+        .sum();
+    let bar = Bar::files(suspects.len() as u64, bytes, "hashing", quiet);
     let hashes: Vec<Result<Hash>> = suspects
         .par_iter()
         .map(|&i| {
-            let r = hash_file(&paths::join(root, &files[i].path));
-            bar.inc(1);
+            let r = hash_file(&paths::join(root, &files[i].path), &bar);
+            bar.file_done();
             r
         })
         .collect();

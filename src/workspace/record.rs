@@ -151,17 +151,21 @@ pub fn record(
     let stored: Vec<usize> = (0..files.len())
         .filter(|&i| files[i].known.hash.is_none())
         .collect();
+    let stored_bytes = stored
+        .iter()
+        .map(|&i| files[i].content_stat().unwrap_or(files[i].stat).size)
+        .sum();
     // The executable bits as walked (a stored file's stat is replaced by
     // the stat of what now stands there).
     let executable: Vec<bool> = files.iter().map(Actual::executable).collect();
-    let bar = Bar::new(stored.len() as u64, "storing", quiet || stored.len() < 1000);
+    let bar = Bar::files(stored.len() as u64, stored_bytes, "storing", quiet);
     let corrupt = std::sync::Mutex::new(Vec::new());
     files.par_iter_mut().try_for_each(|a| -> Result<()> {
         if a.known.hash.is_some() {
             return Ok(());
         }
-        let s = record_one(cache, linker, root, a)?;
-        bar.inc(1);
+        let s = record_one(cache, linker, root, a, &bar)?;
+        bar.file_done();
         if let Some(h) = s.corrupt {
             corrupt
                 .lock()
@@ -281,13 +285,19 @@ fn refuse_untrackable(
 }
 
 /// Records one file whose content is not known from the snapshot.
-fn record_one(cache: &Cache, linker: &Linker, root: &Path, a: &Actual) -> Result<Stored> {
+fn record_one(
+    cache: &Cache,
+    linker: &Linker,
+    root: &Path,
+    a: &Actual,
+    bar: &Bar,
+) -> Result<Stored> {
     let abs = crate::paths::join(root, &a.path);
     if a.known.cache_link {
         // A symlink into the cache whose target's stat moved: the object
         // may have been written through the link.
         let named = a.known.recorded_hash;
-        let hash = observe::hash_file(&abs)?;
+        let hash = observe::hash_file(&abs, bar)?;
         let content = a.content_stat().unwrap_or(a.stat);
         if Some(hash) == named {
             return Ok(Stored {
@@ -298,11 +308,11 @@ fn record_one(cache: &Cache, linker: &Linker, root: &Path, a: &Actual) -> Result
                 corrupt: None,
             });
         }
-        let mut s = store_and_link(cache, linker, &abs, &a.path, a.stat)?;
+        let mut s = store_and_link(cache, linker, &abs, &a.path, a.stat, bar)?;
         s.corrupt = named;
         return Ok(s);
     }
-    let mut s = store_and_link(cache, linker, &abs, &a.path, a.stat)?;
+    let mut s = store_and_link(cache, linker, &abs, &a.path, a.stat, bar)?;
     if let Some(h) = a.known.recorded_hash
         && h != s.hash
         && cache.is_hardlink_of(h, &a.stat)
@@ -322,6 +332,7 @@ fn store_and_link(
     abs: &Path,
     rel: &str,
     walked: FileStat,
+    bar: &Bar,
 ) -> Result<Stored> {
     let executable = walked.kind == Kind::File && walked.is_executable();
     let wanted = linker.wanted(executable);
@@ -342,7 +353,7 @@ fn store_and_link(
         })
     };
     if let Some(t) = wanted.filter(|t| t.shares_object()) {
-        match cache.adopt_file(abs)? {
+        match cache.adopt_file(abs, bar)? {
             Adopted::Linked { hash, size, stat } if t == LinkType::Hardlink => {
                 return Ok(Stored {
                     stat,
@@ -358,7 +369,7 @@ fn store_and_link(
             Adopted::Changed => {}
         }
     }
-    let (hash, size, mode, fresh) = store(cache, linker, abs)?;
+    let (hash, size, mode, fresh) = store(cache, linker, abs, bar)?;
     // A clone of a file whose content was already stored shares blocks with
     // nothing: it is made again from the object. A symlink read through is
     // replaced by a link of the chain's type.
@@ -386,9 +397,14 @@ fn store_and_link(
 /// Stores one file, cloning it when the chain starts with reflink and the
 /// file system supports it, copying it otherwise. Only what was really done
 /// is reported: on a file system without reflinks, a copy.
-fn store(cache: &Cache, linker: &Linker, abs: &Path) -> Result<(Hash, u64, StoreMode, bool)> {
+fn store(
+    cache: &Cache,
+    linker: &Linker,
+    abs: &Path,
+    bar: &Bar,
+) -> Result<(Hash, u64, StoreMode, bool)> {
     if linker.current() == LinkType::Reflink {
-        match cache.store_file(abs, StoreMode::Reflink) {
+        match cache.store_file(abs, StoreMode::Reflink, bar) {
             Err(Error::Io { source, .. }) if is_unsupported(&source) => {
                 linker.drop_type(LinkType::Reflink);
             }
@@ -396,6 +412,6 @@ fn store(cache: &Cache, linker: &Linker, abs: &Path) -> Result<(Hash, u64, Store
         }
     }
     cache
-        .store_file(abs, StoreMode::Copy)
+        .store_file(abs, StoreMode::Copy, bar)
         .map(|(h, n, fresh)| (h, n, StoreMode::Copy, fresh))
 }
