@@ -90,11 +90,14 @@ impl PointerFile {
         Ok(p)
     }
 
-    /// Writes the file atomically (temp file beside it, then rename).
+    /// Writes the file atomically (temp file beside it, then rename), and
+    /// removes what a killed run left beside it.
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_yaml::to_string(self)
             .map_err(|e| Error::io("write", path, io::Error::other(e)))?;
-        write_atomic(path, text.as_bytes())
+        write_atomic(path, text.as_bytes())?;
+        crate::fsutil::temp::remove_leftovers_beside(path);
+        Ok(())
     }
 }
 

@@ -225,6 +225,24 @@ fn commit_records_changes_and_keeps_unknown_keys() {
     assert_eq!(repo.read_string("data/new/d"), "d\n");
 }
 
+#[test]
+fn commit_stores_again_an_object_removed_behind_its_back() {
+    let repo = Repo::new();
+    repo.bale(&["config", "cache.type", "copy"]).ok();
+    repo.write("data/a", "a\n");
+    repo.write("data/b", "b\n");
+    repo.bale(&["add", "data"]).ok();
+    let object = repo.object_for(b"b\n");
+    fs::remove_file(&object).unwrap();
+    // The snapshot still vouches for data/b's content, but what it names
+    // is gone: commit reads the file and stores it again.
+    assert_eq!(repo.bale(&["commit"]).ok().stdout, "data: unchanged\n");
+    assert_eq!(fs::read_to_string(&object).unwrap(), "b\n");
+    fs::remove_dir_all(repo.path("data")).unwrap();
+    repo.bale(&["checkout"]).ok();
+    assert_eq!(repo.read_string("data/b"), "b\n");
+}
+
 fn status_json(repo: &Repo) -> Vec<serde_json::Value> {
     let run = repo.bale(&["status", "--json"]).ok();
     let v: serde_json::Value =

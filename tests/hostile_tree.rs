@@ -574,3 +574,21 @@ fn checkout_never_deletes_a_user_file_named_like_a_temp_file() {
     );
     assert_eq!(repo.bale(&["status"]).ok().stdout, "data: unchanged\n");
 }
+
+// A killed run leaves its temp file beside the pointer file or .gitignore
+// it was writing; the next writer there removes it, and only it.
+#[test]
+fn temp_files_a_killed_run_left_beside_pointer_files_are_removed() {
+    let repo = Repo::new();
+    repo.write("data/a", "content of a\n");
+    // No pid is above the kernel's maximum (4194304): its process is gone.
+    let leftover = repo.path(".bale-tmp.99999999.Ab3dEf6hIj9k");
+    fs::write(&leftover, "half a pointer file").unwrap();
+    let live = repo.path(".bale-tmp.1.Ab3dEf6hIj9k");
+    fs::write(&live, "pid 1 is running").unwrap();
+    repo.write(".bale-tmp.notes", "my notes\n");
+    repo.bale(&["add", "-q", "data"]).ok();
+    assert!(!leftover.exists(), "the leftover of a killed run stays");
+    assert!(live.exists(), "a running process's temp file was removed");
+    assert_eq!(repo.read_string(".bale-tmp.notes"), "my notes\n");
+}

@@ -53,6 +53,70 @@ pub fn is_temp_name(name: &str) -> bool {
         && random.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// Removes the temp files that killed bale processes left beside `file` (once
+/// per folder and process): files with bale's temp name whose pid is not a
+/// running process. A live process's temp file, and anything not named
+/// exactly so, is left alone. Errors are ignored: a leftover that cannot be
+/// removed harms nothing.
+pub fn remove_leftovers_beside(file: &Path) {
+    match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => remove_leftovers_in(d),
+        _ => remove_leftovers_in(Path::new(".")),
+    }
+}
+
+/// As `remove_leftovers_beside`, in the folder `dir`.
+pub fn remove_leftovers_in(dir: &Path) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static DONE: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    {
+        let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+        if !done
+            .get_or_insert_with(HashSet::new)
+            .insert(dir.to_path_buf())
+        {
+            return;
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str().filter(|n| is_temp_name(n)) else {
+            continue;
+        };
+        if e.file_type().is_ok_and(|t| t.is_file()) && !is_alive(pid_of(name)) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// The pid in one of bale's temp names.
+fn pid_of(temp_name: &str) -> Option<u32> {
+    temp_name
+        .strip_prefix(TEMP_PREFIX)?
+        .split_once('.')?
+        .0
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` may be a running process (so its files are in use); an
+/// unreadable pid counts as alive.
+fn is_alive(pid: Option<u32>) -> bool {
+    let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
+        return true;
+    };
+    if pid == 0 || pid as u32 == std::process::id() {
+        return true;
+    }
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +142,23 @@ mod tests {
         }
         drop(f);
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+    }
+    #[test]
+    fn leftovers_of_dead_processes_go_and_all_else_stays() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        // A pid above the kernel's maximum (4194304) is never running.
+        let dead = dir.join(format!("{TEMP_PREFIX}99999999.abcdefghijkl"));
+        let mine = create_in(dir).unwrap();
+        let user = dir.join(".bale-tmp.notes");
+        let init = dir.join(format!("{TEMP_PREFIX}1.abcdefghijkl"));
+        for p in [&dead, &user, &init] {
+            std::fs::write(p, "x").unwrap();
+        }
+        remove_leftovers_in(dir);
+        assert!(!dead.exists(), "a dead process's temp file is removed");
+        assert!(mine.path().exists(), "this process's own temp file stays");
+        assert!(user.exists(), "a user's file stays");
+        assert!(init.exists(), "a running process's temp file stays");
     }
 }

@@ -161,5 +161,7 @@ fn ignore_in_git(out: &Path, name: &str) -> Result<()> {
     }
     new.push_str(&line);
     new.push('\n');
-    write_atomic(&gitignore, new.as_bytes())
+    write_atomic(&gitignore, new.as_bytes())?;
+    crate::fsutil::temp::remove_leftovers_beside(&gitignore);
+    Ok(())
 }

@@ -119,7 +119,7 @@ pub fn record(
             if e.stat.kind == Kind::File && e.path.ends_with(pointer::SUFFIX) {
                 pointer_like.push(abs(&e.path));
             }
-            let mut k = known.lookup(&e);
+            let k = known.lookup(&e);
             if e.stat.kind == Kind::Symlink && !k.cache_link {
                 foreign.push(e.path);
                 return None;
@@ -128,14 +128,23 @@ pub fn record(
                 dangling.push(abs(&e.path));
                 return None;
             }
-            // A remembered hash counts only if the object is still there.
-            if k.hash.is_some_and(|h| !cache.contains(h)) {
-                k.hash = None;
-            }
             e.known = k;
             Some(e)
         })
         .collect();
+    // A remembered hash counts only if the object is still there.
+    let mut remembered: Vec<Hash> = files.iter().filter_map(|e| e.known.hash).collect();
+    remembered.par_sort_unstable();
+    remembered.dedup();
+    let gone = cache.missing_of(&remembered);
+    drop(remembered);
+    if !gone.is_empty() {
+        files.par_iter_mut().for_each(|e| {
+            if e.known.hash.is_some_and(|h| gone.binary_search(&h).is_ok()) {
+                e.known.hash = None;
+            }
+        });
+    }
     refuse_untrackable(root, special, &foreign, dangling, opts)?;
     // Outs never overlap: a pointer file inside means another out is here.
     if let Some(p) = pointer_like.iter().find(|p| PointerFile::read(p).is_ok()) {
