@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         let abs = paths::normalize(&ctx.cwd.join(p));
         let added = track::check_new_out(&repo, &abs, p).and_then(|key| {
             let old = state.load(&key)?;
-            let r = workspace::record(&abs, old.as_ref(), &repo.cache, &linker, opts, ctx.quiet)?;
+            let r = workspace::record(&abs, old, &repo.cache, &linker, opts, ctx.quiet)?;
             track::write_pointer(&abs, &key, &r)?;
             Ok((key, r))
         });

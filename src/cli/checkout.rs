@@ -68,8 +68,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
 
-    let plans: Vec<_> = works().map(|w| &w.plan).collect();
-    let bar = co::bar_for(&plans, ctx.quiet);
+    let bar = co::bar_for(works().map(|w| &**w), ctx.quiet);
     let mut snapshots = Vec::new();
     let mut advise = Vec::new();
     let mut lines = Vec::new();
@@ -85,7 +84,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
             Planned::Work(w) => w,
         };
-        let applied = co::apply_out(&repo, &linker, &w, &bar);
+        let applied = co::apply_out(&repo, &linker, &w, &bar, ctx.verbose);
         if applied.errors.is_empty() {
             lines.push(co::summary(&w, args.relink));
         } else {

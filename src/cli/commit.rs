@@ -56,7 +56,7 @@ fn commit_one(
     let old = state.load(&o.key)?;
     let r = workspace::record(
         &o.root,
-        old.as_ref(),
+        old,
         &repo.cache,
         linker,
         RecordOptions::default(),

@@ -199,8 +199,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let mut failed = w.corrupt.len();
     w.corrupt.iter().for_each(|e| report(e));
     track::write_pointer_with(&abs, &key, fill)?;
-    let bar = co::bar_for(std::slice::from_ref(&w.plan), ctx.quiet);
-    let applied = co::apply_out(&repo, &linker, &w, &bar);
+    let bar = co::bar_for(std::iter::once(&*w), ctx.quiet);
+    let applied = co::apply_out(&repo, &linker, &w, &bar, ctx.verbose);
     bar.finish();
     failed += applied.errors.len();
     if applied.errors.is_empty() {

@@ -4,9 +4,10 @@
 //! that would remove or replace anything runs only once every object the
 //! new content needs is known to be in the cache.
 
-use std::collections::HashSet;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::out::Out;
 use crate::progress::Bar;
 use crate::repo::Repo;
@@ -29,6 +30,8 @@ pub struct Options {
 pub struct Work {
     pub out: Out,
     obs: Observation,
+    /// The manifest planned for: the plan's writes are its entries.
+    pub expected: Manifest,
     pub plan: plan::CheckoutPlan,
     /// Files with the right content relinked to the configured type.
     pub relinked: usize,
@@ -105,18 +108,22 @@ pub fn plan_out(
         let mut next_wrong = wrong.iter().peekable();
         plan.kept
             .retain(|pair| next_wrong.next_if(|&w| w == pair).is_none());
-        plan.writes.extend(
-            wrong
-                .iter()
-                .map(|&(_, j)| plan::Write::of(expected.get(j), true)),
-        );
+        plan.writes.reserve_exact(wrong.len());
+        plan.writes
+            .extend(wrong.iter().map(|&(_, entry)| plan::Write {
+                entry,
+                replaces: true,
+            }));
     }
     if plan.conflicts.is_empty() {
-        check_objects(repo, &o, &plan)?;
+        check_objects(repo, &o, &plan, &expected)?;
     }
+    let mut obs = obs;
+    keep_only_kept(&mut obs.files, &mut plan.kept);
     Ok(Planned::Work(Box::new(Work {
         out: o,
         obs,
+        expected,
         plan,
         relinked,
         corrupt,
@@ -129,7 +136,12 @@ pub fn plan_out(
 /// needs is missing: then nothing of the out changes. A plan that only
 /// creates files (into an emptied out) goes ahead, each missing file
 /// reported by itself.
-fn check_objects(repo: &Repo, o: &Out, plan: &plan::CheckoutPlan) -> Result<()> {
+fn check_objects(
+    repo: &Repo,
+    o: &Out,
+    plan: &plan::CheckoutPlan,
+    expected: &Manifest,
+) -> Result<()> {
     let destructive = !plan.deletes.is_empty()
         || !plan.remove_dirs.is_empty()
         || plan.writes.iter().any(|w| w.replaces);
@@ -139,8 +151,9 @@ fn check_objects(repo: &Repo, o: &Out, plan: &plan::CheckoutPlan) -> Result<()> 
     let missing: Vec<String> = plan
         .writes
         .iter()
-        .filter(|w| !repo.cache.contains(w.hash))
-        .map(|w| format!("{} {}", w.hash, display_path(&o.key, &w.path)))
+        .map(|w| expected.get(w.entry))
+        .filter(|e| !repo.cache.contains(e.hash))
+        .map(|e| format!("{} {}", e.hash, display_path(&o.key, e.path)))
         .collect();
     if missing.is_empty() {
         Ok(())
@@ -162,28 +175,34 @@ pub struct Applied {
     pub changes: Changes,
 }
 
-pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar) -> Applied {
+/// Applies a planned checkout. `list_changes`: name every file changed
+/// (for `-v`; 10^6 names are not made otherwise).
+pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar, list_changes: bool) -> Applied {
     let outcome = apply::apply(
         &w.plan,
+        &w.expected,
         &w.out.root,
         &w.obs.stale_temps,
         &repo.cache,
         linker,
         bar,
     );
-    let name = |p: &String| display_path(&w.out.key, p);
     let mut changes = Changes::default();
-    for p in &outcome.placed {
-        let write = &w.plan.writes[p.write];
-        if write.replaces {
-            changes.modified.push(name(&write.path));
-        } else {
-            changes.added.push(name(&write.path));
+    if list_changes {
+        let name = |p: &str| display_path(&w.out.key, p);
+        for p in &outcome.placed {
+            let write = &w.plan.writes[p.write];
+            let path = name(w.expected.get(write.entry).path);
+            if write.replaces {
+                changes.modified.push(path);
+            } else {
+                changes.added.push(path);
+            }
         }
+        changes.added.sort_unstable();
+        changes.modified.sort_unstable();
+        changes.deleted = w.plan.deletes.iter().map(|p| name(p)).collect();
     }
-    changes.added.sort_unstable();
-    changes.modified.sort_unstable();
-    changes.deleted = w.plan.deletes.iter().map(name).collect();
     if !outcome.errors.is_empty() {
         return Applied {
             errors: outcome.errors,
@@ -205,11 +224,30 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar) -> Applied {
     }
 }
 
-/// The checkout bar over what `plans` write: files and bytes.
-pub fn bar_for<P: std::borrow::Borrow<plan::CheckoutPlan>>(plans: &[P], quiet: bool) -> Bar {
-    let writes = || plans.iter().flat_map(|p| &p.borrow().writes);
-    let bytes = writes().map(|w| w.size).sum();
-    Bar::files(writes().count() as u64, bytes, "checkout", quiet)
+/// The checkout bar over what the works write: files and bytes.
+pub fn bar_for<'a>(works: impl Iterator<Item = &'a Work> + Clone, quiet: bool) -> Bar {
+    let files = works.clone().map(|w| w.plan.writes.len() as u64).sum();
+    let bytes = works.map(|w| w.plan.write_bytes(&w.expected)).sum();
+    Bar::files(files, bytes, "checkout", quiet)
+}
+
+/// Of the observed files, keeps only those the plan leaves alone (their
+/// rows make the next snapshot) when they are few, renumbering `kept`: a
+/// relink or a switch to other content then does not hold a row of every
+/// file it rewrites while it writes them.
+fn keep_only_kept(files: &mut Vec<plan::Actual>, kept: &mut [(usize, usize)]) {
+    if kept.len() >= files.len() / 4 {
+        return;
+    }
+    let mut only = Vec::with_capacity(kept.len());
+    let mut next = kept.iter_mut().peekable();
+    for (i, f) in std::mem::take(files).into_iter().enumerate() {
+        if let Some(pair) = next.next_if(|pair| pair.0 == i) {
+            pair.0 = only.len();
+            only.push(f);
+        }
+    }
+    *files = only;
 }
 
 /// "data: 3 added, 1 modified, 0 deleted", from the workspace's side.
@@ -243,7 +281,8 @@ pub fn summary(w: &Work, relink: bool) -> String {
 /// and the relink hint stays due.
 fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> Result<Snapshot> {
     let writes = &w.plan.writes;
-    placed.sort_unstable_by(|a, b| writes[a.write].path.cmp(&writes[b.write].path));
+    let path_of = |p: &apply::Placed| w.expected.get(writes[p.write].entry).path;
+    placed.sort_unstable_by(|a, b| path_of(a).cmp(path_of(b)));
     let kept = || {
         w.plan
             .kept
@@ -251,18 +290,22 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
             .filter_map(|&(i, _)| snapshot::row_of(&w.obs.files[i]))
     };
     let placed_rows = || {
-        placed.iter().map(|p| SnapshotEntry {
-            path: &writes[p.write].path,
-            stat: p.stat,
-            hash: writes[p.write].hash,
-            link: Some(p.link_type),
+        placed.iter().map(|p| {
+            let e = w.expected.get(writes[p.write].entry);
+            SnapshotEntry {
+                path: e.path,
+                stat: p.stat,
+                hash: e.hash,
+                link: Some(p.link_type),
+            }
         })
     };
-    let made: HashSet<(u64, u64)> = placed
+    let mut made: Vec<(u64, u64)> = placed
         .iter()
         .filter(|p| p.stat.nlink > 1)
         .map(|p| (p.stat.dev, p.stat.ino))
         .collect();
+    made.par_sort_unstable();
     let encoded = snapshot::encode(
         &w.out.root,
         || snapshot::merge(kept(), placed_rows()),

@@ -147,9 +147,9 @@ pub fn materialize(
         |_| true,
         false,
     );
-    let bytes = p.writes.iter().map(|w| w.size).sum();
+    let bytes = p.write_bytes(&manifest);
     let bar = Bar::files(p.writes.len() as u64, bytes, "get", quiet);
-    let outcome = apply::apply(&p, &tmp, &[], &repo.cache, linker, &bar);
+    let outcome = apply::apply(&p, &manifest, &tmp, &[], &repo.cache, linker, &bar);
     bar.finish();
     let remove_tmp = || {
         let _ = if tmp.is_dir() {

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use super::link::{Exhausted, Linker};
-use super::plan::{CheckoutPlan, Write};
+use super::plan::CheckoutPlan;
 use crate::cache::{Cache, LinkError, OBJECT_MODE};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{FileStat, LinkType, is_unsupported, stat::content_stat, temp};
+use crate::manifest::{Entry, Manifest};
 use crate::paths;
 use crate::progress::Bar;
 
@@ -35,14 +36,14 @@ pub struct Outcome {
     pub errors: Vec<Error>,
 }
 
-/// Makes `dest` from the object of `w`, atomically: a hardlink or symlink
+/// Makes `dest` from the object of `w` (a manifest entry), atomically: a hardlink or symlink
 /// is whole the moment it exists, so it is made straight at `dest` when that
 /// place is free; anything else is made beside it and renamed over it.
 /// Returns the placed file's content stat, taken right after it was placed.
 pub fn place(
     cache: &Cache,
     linker: &Linker,
-    w: &Write,
+    w: Entry<'_>,
     dest: &Path,
 ) -> Result<(FileStat, LinkType)> {
     let fail = |e: LinkError| match e {
@@ -103,8 +104,10 @@ pub fn place(
     Ok((stat, link_type))
 }
 
+/// Carries out `plan`, made for the manifest `expected`, in `root`.
 pub fn apply(
     plan: &CheckoutPlan,
+    expected: &Manifest,
     root: &Path,
     stale_temps: &[PathBuf],
     cache: &Cache,
@@ -157,9 +160,10 @@ pub fn apply(
                 not_made.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
-            let dest = paths::join(root, &w.path);
-            let r = place(cache, linker, w, &dest);
-            bar.inc(w.size);
+            let e = expected.get(w.entry);
+            let dest = paths::join(root, e.path);
+            let r = place(cache, linker, e, &dest);
+            bar.inc(e.size);
             bar.file_done();
             match r {
                 Ok((stat, link_type)) => Some(Placed {

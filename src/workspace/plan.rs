@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 pub use super::observe::{Actual, Root};
 use crate::hash::Hash;
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::Manifest;
 
 /// How the workspace differs from the manifest, as indices into both.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -76,28 +76,16 @@ pub fn diff_by<'a>(
     d
 }
 
-/// A workspace file to (re)make from its cache object.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A workspace file to (re)make from its cache object: an entry of the
+/// expected manifest, by index. Its path, hash and size are read from the
+/// manifest when the file is made, not copied: a full checkout of 10^6
+/// files holds them once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Write {
-    pub path: String,
-    pub hash: Hash,
-    pub size: u64,
-    pub executable: bool,
-    /// A workspace file stands at `path` now: writing replaces it.
+    /// Index into the expected manifest.
+    pub entry: usize,
+    /// A workspace file stands at the entry's path now: writing replaces it.
     pub replaces: bool,
-}
-
-impl Write {
-    /// The write that makes `e`'s file.
-    pub fn of(e: Entry<'_>, replaces: bool) -> Write {
-        Write {
-            path: e.path.to_owned(),
-            hash: e.hash,
-            size: e.size,
-            executable: e.executable,
-            replaces,
-        }
-    }
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -128,6 +116,11 @@ impl CheckoutPlan {
             && self.create_dirs.is_empty()
             && self.writes.is_empty()
     }
+
+    /// The bytes the writes make (`expected`: the manifest planned for).
+    pub fn write_bytes(&self, expected: &Manifest) -> u64 {
+        self.writes.iter().map(|w| expected.get(w.entry).size).sum()
+    }
 }
 
 /// Builds the checkout plan. `expected` is the manifest (for a file out, one
@@ -150,6 +143,7 @@ pub fn plan(
         deleted: d.deleted.len(),
         ..Default::default()
     };
+    p.writes.reserve_exact(d.modified.len() + d.deleted.len());
     let safe = |a: &Actual| force || a.known.cache_link || a.known.hash.is_some_and(&in_cache);
     for &i in &d.added {
         let a = &actual[i];
@@ -162,13 +156,19 @@ pub fn plan(
     for &(i, j) in &d.modified {
         let a = &actual[i];
         if safe(a) {
-            p.writes.push(Write::of(expected.get(j), true));
+            p.writes.push(Write {
+                entry: j,
+                replaces: true,
+            });
         } else {
             p.conflicts.push(a.path.clone());
         }
     }
     for &j in &d.deleted {
-        p.writes.push(Write::of(expected.get(j), false));
+        p.writes.push(Write {
+            entry: j,
+            replaces: false,
+        });
     }
     p.conflicts.sort_unstable();
 
@@ -192,6 +192,7 @@ pub fn plan(
     let present: HashSet<&str> = actual_dirs.iter().map(String::as_str).collect();
     p.remove_dirs = dirs_to_remove(
         &p,
+        expected,
         actual,
         actual_dirs,
         &needed,
@@ -216,6 +217,7 @@ pub fn plan(
 /// and nothing else once the deletes are done.
 fn dirs_to_remove(
     p: &CheckoutPlan,
+    expected: &Manifest,
     actual: &[Actual],
     actual_dirs: &[String],
     needed: &HashSet<&str>,
@@ -231,7 +233,11 @@ fn dirs_to_remove(
         return Vec::new();
     }
     let deleted: HashSet<&str> = p.deletes.iter().map(String::as_str).collect();
-    let written: HashSet<&str> = p.writes.iter().map(|w| w.path.as_str()).collect();
+    let written: HashSet<&str> = p
+        .writes
+        .iter()
+        .map(|w| expected.get(w.entry).path)
+        .collect();
     // Where paths under `dir` start and end in a sorted list of paths.
     fn under<'a, T>(list: &'a [T], dir: &str, path: impl Fn(&T) -> &str) -> &'a [T] {
         let start = list.partition_point(|x| path(x) <= dir);
@@ -342,7 +348,7 @@ mod tests {
         let p = plan(&e, true, &a, &[], Root::Dir, |h| h == Hash(1), true);
         assert!(p.conflicts.is_empty());
         assert_eq!(p.deletes, ["new"]);
-        assert_eq!(p.writes[0].path, "a");
+        assert_eq!(e.get(p.writes[0].entry).path, "a");
         let p = plan(&e, true, &a, &[], Root::Dir, |_| true, false);
         assert!(
             p.conflicts.is_empty(),
@@ -408,7 +414,7 @@ mod tests {
         assert_eq!(p.deletes, ["a/x", "a/y/z"]);
         assert_eq!(p.remove_dirs, ["a/y", "a"]);
         assert!(p.create_dirs.is_empty());
-        assert_eq!(p.writes[0].path, "a");
+        assert_eq!(e.get(p.writes[0].entry).path, "a");
     }
 
     #[test]
@@ -448,7 +454,7 @@ mod tests {
         let p = plan(&e, false, &[file("x", 1)], &[], Root::Dir, |_| true, false);
         assert_eq!(p.deletes, ["x"]);
         assert_eq!(p.remove_dirs, [""]);
-        assert_eq!(p.writes[0].path, "");
+        assert_eq!(e.get(p.writes[0].entry).path, "");
         let e = manifest(vec![want("f", 1)]);
         let p = plan(&e, true, &[file("", 1)], &[], Root::NotDir, |_| true, false);
         assert_eq!(p.deletes, [""]);

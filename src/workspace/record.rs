@@ -9,7 +9,6 @@ use rayon::prelude::*;
 use super::apply;
 use super::link::Linker;
 use super::observe::{self, Actual, KnownHashes};
-use super::plan::Write;
 use super::snapshot;
 use super::walk;
 use crate::cache::{Adopted, Cache, StoreMode};
@@ -87,21 +86,22 @@ struct Stored {
 
 /// Stores the content at `root` in the cache (reading only files whose stat
 /// changed since `old`), then links the stored files per the link chain.
+/// `old` is dropped once the walk is matched with it.
 pub fn record(
     root: &Path,
-    old: Option<&Snapshot>,
+    old: Option<Snapshot>,
     cache: &Cache,
     linker: &Linker,
     opts: RecordOptions,
     quiet: bool,
 ) -> Result<Recorded> {
-    let w = walk::walk(root, old.map_or(0, Snapshot::len))?
+    let w = walk::walk(root, old.as_ref().map_or(0, Snapshot::len))?
         .ok_or_else(|| Error::NotFound(root.to_path_buf()))?;
     observe::check_names(&w)?;
     let is_dir = !matches!(w.entries.first(), Some(e) if e.path.is_empty());
     let (mut special, mut foreign, mut dangling) = (Vec::new(), Vec::new(), Vec::new());
     let mut pointer_like = Vec::new();
-    let mut known = KnownHashes::new(old, cache);
+    let mut known = KnownHashes::new(old.as_ref(), cache);
     let abs = |rel: &str| crate::paths::join(root, rel);
     // In place: the walk's list becomes the list of files to record.
     let mut files: Vec<Actual> = w
@@ -132,6 +132,9 @@ pub fn record(
             Some(e)
         })
         .collect();
+    // What the snapshot knew is in the entries now.
+    drop(known);
+    drop(old);
     // A remembered hash counts only if the object is still there.
     let mut remembered: Vec<Hash> = files.iter().filter_map(|e| e.known.hash).collect();
     remembered.par_sort_unstable();
@@ -346,14 +349,13 @@ fn store_and_link(
     let executable = walked.kind == Kind::File && walked.is_executable();
     let wanted = linker.wanted(executable);
     let link = |hash, size| {
-        let w = Write {
-            path: rel.to_owned(),
+        let e = Entry {
+            path: rel,
             hash,
             size,
             executable,
-            replaces: true,
         };
-        apply::place(cache, linker, &w, abs).map(|(stat, t)| Stored {
+        apply::place(cache, linker, e, abs).map(|(stat, t)| Stored {
             stat,
             hash,
             size,

@@ -41,14 +41,14 @@ pub struct Encoded {
 /// an inode with another entry are stat'ed again (in parallel), so that a
 /// snapshot holds the stats the tree ends with.
 ///
-/// `made`: the inodes of the entries made now, when only some were (a
+/// `made`: the inodes of the entries made now, sorted, when only some were (a
 /// checkout): a file left alone can only have been changed by a link made
 /// to its inode, so only those inodes are looked at. `None`: all entries.
 pub fn encode<'a, I>(
     root: &Path,
     rows: impl Fn() -> I,
     capacity: usize,
-    made: Option<&HashSet<(u64, u64)>>,
+    made: Option<&[(u64, u64)]>,
 ) -> Result<Encoded>
 where
     I: Iterator<Item = SnapshotEntry<'a>>,
@@ -56,7 +56,7 @@ where
     let mut inodes: Vec<(u64, u64)> = rows()
         .filter(|r| r.stat.nlink > 1)
         .map(|r| (r.stat.dev, r.stat.ino))
-        .filter(|i| made.is_none_or(|m| m.contains(i)))
+        .filter(|i| made.is_none_or(|m| m.binary_search(i).is_ok()))
         .collect();
     inodes.par_sort_unstable();
     let shared: HashSet<(u64, u64)> = inodes
