@@ -191,6 +191,31 @@ impl Manifest {
         }
     }
 
+    /// The entries at `indices` (strictly increasing), as a manifest of
+    /// their own: a subset of a valid manifest is valid, so nothing is
+    /// checked again. Panics if an index is past the end or out of order.
+    pub fn subset(&self, indices: &[usize]) -> Manifest {
+        assert!(
+            indices.windows(2).all(|w| w[0] < w[1]),
+            "subset indices must be strictly increasing"
+        );
+        let mut m = Manifest {
+            paths: String::with_capacity(indices.iter().map(|&j| self.get(j).path.len()).sum()),
+            slots: Vec::with_capacity(indices.len()),
+        };
+        for &j in indices {
+            let e = self.get(j);
+            m.paths.push_str(e.path);
+            m.slots.push(Slot {
+                hash: e.hash,
+                size: e.size,
+                end: m.paths.len() as u32,
+                executable: e.executable,
+            });
+        }
+        m
+    }
+
     /// The index of the entry at `path`, if any (binary search).
     pub fn find(&self, path: &str) -> Option<usize> {
         let (mut lo, mut hi) = (0, self.slots.len());
@@ -486,6 +511,23 @@ mod tests {
         ] {
             assert!(Manifest::new(bad.clone()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_subset_holds_exactly_the_chosen_entries_in_order() {
+        let m = Manifest::new(vec![
+            entry("a", 1),
+            entry("b/c", 2),
+            entry("b/d", 3),
+            entry("e", 4),
+        ])
+        .unwrap();
+        let sub = m.subset(&[1, 3]);
+        let got: Vec<Entry> = sub.entries().collect();
+        assert_eq!(got, vec![m.get(1), m.get(3)]);
+        assert_eq!(sub.find("e"), Some(1));
+        assert_eq!(sub.find("a"), None);
+        assert!(m.subset(&[]).is_empty());
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub fn plan_out(
     }
     let mut obs = obs;
     keep_only_kept(&mut obs.files, &mut plan.kept);
+    let expected = narrow(expected, &mut plan.writes);
     Ok(Planned::Work(Box::new(Work {
         out: o,
         obs,
@@ -248,6 +249,28 @@ fn keep_only_kept(files: &mut Vec<plan::Actual>, kept: &mut [(usize, usize)]) {
         }
     }
     *files = only;
+}
+
+/// Of the expected manifest, keeps only the entries the plan writes when
+/// they are few, renumbering the writes: a repair of a few files then
+/// does not hold the whole manifest while it writes them. (Past planning,
+/// only the writes read the manifest; kept files make their snapshot rows
+/// from the observation.)
+fn narrow(expected: Manifest, writes: &mut [plan::Write]) -> Manifest {
+    if writes.len() >= expected.len() / 4 {
+        return expected;
+    }
+    let mut entries: Vec<usize> = writes.iter().map(|w| w.entry).collect();
+    entries.sort_unstable();
+    let only = expected.subset(&entries);
+    for w in writes.iter_mut() {
+        // Each entry is written once, so its place in `entries` is its
+        // index in `only`.
+        w.entry = entries
+            .binary_search(&w.entry)
+            .unwrap_or_else(|_| unreachable!("every write's entry was collected above"));
+    }
+    only
 }
 
 /// "data: 3 added, 1 modified, 0 deleted", from the workspace's side.

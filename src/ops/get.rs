@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::temp;
+use crate::hash::Hash;
 use crate::history::{History, Rev};
 use crate::manifest::Manifest;
 use crate::out;
@@ -124,9 +125,14 @@ pub fn materialize(
     } else {
         Manifest::single_file(record.hash, record.size, record.executable)
     };
+    let mut wanted: Vec<Hash> = manifest.entries().map(|e| e.hash).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let gone = repo.cache.missing_of(&wanted);
+    drop(wanted);
     let missing: Vec<Error> = manifest
         .entries()
-        .filter(|e| !repo.cache.contains(e.hash))
+        .filter(|e| gone.binary_search(&e.hash).is_ok())
         .map(|e| {
             repo.cache
                 .missing(e.hash, crate::ops::display_path(key, e.path))
