@@ -131,7 +131,7 @@ fn refreshed(o: &Out, old: Option<&Snapshot>, obs: &Observation) -> Option<Snaps
     if obs.files.iter().any(|a| {
         !matches!(a.stat.kind, Kind::File | Kind::Symlink)
             || a.content_stat().is_none()
-            || a.known.hash.is_none()
+            || a.known.hash().is_none()
     }) {
         return None;
     }

@@ -79,12 +79,11 @@ impl<'a> KnownHashes<'a> {
                 };
                 let trusted = crate::fsutil::stat::compare(&r.stat, &e.stat, self.taken_ns)
                     != Compared::Suspect;
-                Known {
-                    hash: trusted.then_some(r.hash),
-                    cache_link: false,
-                    recorded_link: r.link.filter(|_| r.stat.is_same_file(&e.stat)),
-                    recorded_hash: Some(r.hash),
-                }
+                let mut k = Known::default();
+                k.recorded_link = r.link.filter(|_| r.stat.is_same_file(&e.stat));
+                k.set_hash(trusted.then_some(r.hash));
+                k.set_recorded_hash(Some(r.hash));
+                k
             }
             Kind::Symlink => {
                 let recorded = self.recorded_at(&e.path);
@@ -101,12 +100,12 @@ impl<'a> KnownHashes<'a> {
                     }
                     _ => false,
                 };
-                Known {
-                    hash: trusted.then_some(named),
-                    cache_link: true,
-                    recorded_link: Some(LinkType::Symlink),
-                    recorded_hash: Some(named),
-                }
+                let mut k = Known::default();
+                k.cache_link = true;
+                k.recorded_link = Some(LinkType::Symlink);
+                k.set_hash(trusted.then_some(named));
+                k.set_recorded_hash(Some(named));
+                k
             }
             Kind::Dir | Kind::Other => Known::default(),
         }
@@ -205,7 +204,7 @@ pub fn observe(
 /// Whether an entry's content must be read to be known: a file, or a
 /// symlink into the cache whose target is there, not trusted by the stat.
 fn is_suspect(a: &Actual) -> bool {
-    a.known.hash.is_none()
+    a.known.hash().is_none()
         && match a.stat.kind {
             Kind::File => true,
             Kind::Symlink => a.known.cache_link && a.content_stat().is_some(),
@@ -245,8 +244,8 @@ fn hash_suspects(
     for (&i, h) in suspects.iter().zip(hashes) {
         let h = h?;
         let a = &mut files[i];
-        a.known.hash = Some(h);
-        let Some(linked) = a.known.recorded_hash.filter(|&r| r != h) else {
+        a.known.set_hash(Some(h));
+        let Some(linked) = a.known.recorded_hash().filter(|&r| r != h) else {
             continue;
         };
         let is_link = a.known.cache_link

@@ -30,7 +30,7 @@ impl Diff {
 pub fn diff(expected: &Manifest, actual: &[Actual]) -> Diff {
     diff_by(expected, actual.len(), |i| {
         let a = &actual[i];
-        (a.path.as_str(), a.known.hash, a.executable())
+        (a.path.as_str(), a.known.hash(), a.executable())
     })
 }
 
@@ -144,7 +144,7 @@ pub fn plan(
         ..Default::default()
     };
     p.writes.reserve_exact(d.modified.len() + d.deleted.len());
-    let safe = |a: &Actual| force || a.known.cache_link || a.known.hash.is_some_and(&in_cache);
+    let safe = |a: &Actual| force || a.known.cache_link || a.known.hash().is_some_and(&in_cache);
     for &i in &d.added {
         let a = &actual[i];
         if safe(a) {
@@ -292,9 +292,10 @@ mod tests {
             path: path.into(),
             stat: stat(Kind::File, 0o644),
             symlink: None,
-            known: crate::workspace::observe::Known {
-                hash: Some(Hash(h)),
-                ..Default::default()
+            known: {
+                let mut k = crate::workspace::observe::Known::default();
+                k.set_hash(Some(Hash(h)));
+                k
             },
         }
     }
@@ -361,7 +362,7 @@ mod tests {
         let e = manifest(vec![want("a", 1)]);
         let mut foreign = file("a", 0);
         foreign.stat.kind = Kind::Symlink;
-        foreign.known.hash = None;
+        foreign.known.set_hash(None);
         let p = plan(
             &e,
             true,
@@ -373,7 +374,7 @@ mod tests {
         );
         assert_eq!(p.conflicts, ["a"]);
         foreign.known.cache_link = true;
-        foreign.known.hash = Some(Hash(3));
+        foreign.known.set_hash(Some(Hash(3)));
         let p = plan(&e, true, &[foreign], &[], Root::Dir, |_| false, false);
         assert!(p.conflicts.is_empty());
         assert_eq!(p.writes.len(), 1);

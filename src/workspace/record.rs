@@ -136,15 +136,18 @@ pub fn record(
     drop(known);
     drop(old);
     // A remembered hash counts only if the object is still there.
-    let mut remembered: Vec<Hash> = files.iter().filter_map(|e| e.known.hash).collect();
+    let mut remembered: Vec<Hash> = files.iter().filter_map(|e| e.known.hash()).collect();
     remembered.par_sort_unstable();
     remembered.dedup();
     let gone = cache.missing_of(&remembered);
     drop(remembered);
     if !gone.is_empty() {
         files.par_iter_mut().for_each(|e| {
-            if e.known.hash.is_some_and(|h| gone.binary_search(&h).is_ok()) {
-                e.known.hash = None;
+            if e.known
+                .hash()
+                .is_some_and(|h| gone.binary_search(&h).is_ok())
+            {
+                e.known.set_hash(None);
             }
         });
     }
@@ -161,7 +164,7 @@ pub fn record(
     // vouch for. Each result is written back into its own entry, so that
     // nothing per file is collected beside the entries.
     let stored: Vec<usize> = (0..files.len())
-        .filter(|&i| files[i].known.hash.is_none())
+        .filter(|&i| files[i].known.hash().is_none())
         .collect();
     let stored_bytes = stored
         .iter()
@@ -173,7 +176,7 @@ pub fn record(
     let bar = Bar::files(stored.len() as u64, stored_bytes, "storing", quiet);
     let corrupt = std::sync::Mutex::new(Vec::new());
     files.par_iter_mut().try_for_each(|a| -> Result<()> {
-        if a.known.hash.is_some() {
+        if a.known.hash().is_some() {
             return Ok(());
         }
         let s = record_one(cache, linker, root, a, &bar)?;
@@ -184,7 +187,7 @@ pub fn record(
                 .unwrap_or_else(|p| p.into_inner())
                 .push((h, a.path.clone()));
         }
-        a.known.hash = Some(s.hash);
+        a.known.set_hash(Some(s.hash));
         // The size is the object's (what was read), the rest the stat to
         // remember; should they differ, the file changed meanwhile and its
         // next stat will not match. With `symlink` gone, `stat` is the
@@ -216,7 +219,7 @@ pub fn record(
             .filter_map(|(a, &executable)| {
                 Some(Entry {
                     path: &a.path,
-                    hash: a.known.hash?,
+                    hash: a.known.hash()?,
                     size: a.content_stat()?.size,
                     executable,
                 })
@@ -308,7 +311,7 @@ fn record_one(
     if a.known.cache_link {
         // A symlink into the cache whose target's stat moved: the object
         // may have been written through the link.
-        let named = a.known.recorded_hash;
+        let named = a.known.recorded_hash();
         let hash = observe::hash_file(&abs, bar)?;
         let content = a.content_stat().unwrap_or(a.stat);
         if Some(hash) == named {
@@ -325,7 +328,7 @@ fn record_one(
         return Ok(s);
     }
     let mut s = store_and_link(cache, linker, &abs, &a.path, a.stat, bar)?;
-    if let Some(h) = a.known.recorded_hash
+    if let Some(h) = a.known.recorded_hash()
         && h != s.hash
         && cache.is_hardlink_of(h, &a.stat)
     {

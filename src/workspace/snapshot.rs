@@ -18,7 +18,7 @@ pub fn row_of(a: &Actual) -> Option<SnapshotEntry<'_>> {
     Some(SnapshotEntry {
         path: &a.path,
         stat: a.content_stat()?,
-        hash: a.known.hash?,
+        hash: a.known.hash()?,
         link: a.known.recorded_link,
     })
 }

@@ -28,19 +28,57 @@ pub struct Entry {
     pub known: Known,
 }
 
-/// What is known of a file's content without reading it.
-#[derive(Clone, Copy, Debug, Default)]
+/// What is known of a file's content without reading it. 40 bytes: the
+/// two hashes' presence is held in flags beside the others (two
+/// `Option<Hash>` take 48), as 10^6 of these live at once.
+#[derive(Clone, Copy, Debug)]
 pub struct Known {
-    /// The content's hash, when the stat can be trusted (or once read).
-    pub hash: Option<Hash>,
+    hash: Hash,
+    recorded_hash: Hash,
+    has_hash: bool,
+    has_recorded_hash: bool,
     /// A symlink into the cache: its content is the object it names.
     pub cache_link: bool,
     /// How the snapshot says the file was made, when it is still the very
     /// file the snapshot recorded (same inode and ctime).
     pub recorded_link: Option<LinkType>,
+}
+
+impl Default for Known {
+    /// Nothing known.
+    fn default() -> Known {
+        Known {
+            hash: Hash(0),
+            recorded_hash: Hash(0),
+            has_hash: false,
+            has_recorded_hash: false,
+            cache_link: false,
+            recorded_link: None,
+        }
+    }
+}
+
+impl Known {
+    /// The content's hash, when the stat can be trusted (or once read).
+    pub fn hash(&self) -> Option<Hash> {
+        self.has_hash.then_some(self.hash)
+    }
+
+    pub fn set_hash(&mut self, h: Option<Hash>) {
+        self.has_hash = h.is_some();
+        self.hash = h.unwrap_or(Hash(0));
+    }
+
     /// The hash the snapshot recorded at this path (a symlink: the object
     /// its target names), trusted or not.
-    pub recorded_hash: Option<Hash>,
+    pub fn recorded_hash(&self) -> Option<Hash> {
+        self.has_recorded_hash.then_some(self.recorded_hash)
+    }
+
+    pub fn set_recorded_hash(&mut self, h: Option<Hash>) {
+        self.has_recorded_hash = h.is_some();
+        self.recorded_hash = h.unwrap_or(Hash(0));
+    }
 }
 
 /// A symlink's target and the stat of what it points to.
@@ -244,6 +282,23 @@ fn read_target(path: &Path, kind: Kind) -> Result<Option<Box<Symlink>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_stays_compact_and_known_hashes_round_trip() {
+        // 10^6 entries live at once: every byte here is a megabyte there.
+        assert!(std::mem::size_of::<Known>() <= 40);
+        assert!(std::mem::size_of::<Entry>() <= 128);
+        let mut k = Known::default();
+        assert_eq!((k.hash(), k.recorded_hash()), (None, None));
+        let h = Hash(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+        k.set_hash(Some(h));
+        k.set_recorded_hash(Some(Hash(u128::MAX)));
+        assert_eq!(k.hash(), Some(h));
+        assert_eq!(k.recorded_hash(), Some(Hash(u128::MAX)));
+        k.set_hash(None);
+        assert_eq!(k.hash(), None);
+        assert_eq!(k.recorded_hash(), Some(Hash(u128::MAX)));
+    }
 
     #[test]
     fn walks_sorted_without_following_symlinks_and_sets_temps_aside() {
