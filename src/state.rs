@@ -1,13 +1,17 @@
 //! The state DB (`.bale/state.db`, SQLite in WAL mode): per out, the
 //! snapshot of its tree taken after the last successful add, commit or
-//! checkout. Each snapshot is one row whose `entries` column is a compact
-//! blob, so loading an out of 10^6 files is one read and no per-file query.
+//! checkout. Each snapshot is a small header row (`snapshots`) and one
+//! compact blob (`snapshot_entries`), so loading an out of 10^6 files is one
+//! read and no per-file query.
 //!
 //! Saving a snapshot of the same size as the one loaded (a repair or a
 //! commit of edited files: same paths, other stats) rewrites only the
 //! 64 KiB pieces of the blob that differ, found by the digests taken when
 //! it was loaded; a random generation tag, renewed by every save, proves
-//! that the row is still the one loaded.
+//! that the row is still the one loaded. The header lives apart from the
+//! blob because SQLite rewrites a whole row on any UPDATE: with the blob
+//! in the same row, renewing the tag would copy all 77 MB of a 10^6-file
+//! snapshot.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -144,8 +148,9 @@ fn piece_digests(blob: &[u8]) -> Vec<u128> {
 
 /// Bumped whenever the table or the blob encoding (or what it means)
 /// changes. 4: a symlink's entry holds its target's stat. 5: the
-/// `generation` column (a version-4 DB gains it and keeps its rows).
-const SCHEMA_VERSION: i64 = 5;
+/// `generation` column. 6: the blob in its own table. Older versions keep
+/// their rows (4 -> 5 -> 6); any other is dropped.
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -154,9 +159,25 @@ CREATE TABLE IF NOT EXISTS snapshots (
     link_type TEXT NOT NULL,
     cache_type TEXT NOT NULL,  -- the cache.type chain in force
     taken_ns  INTEGER NOT NULL,
-    entries   BLOB NOT NULL,     -- see encode_entry
-    generation INTEGER NOT NULL DEFAULT 0  -- random, new at every save
+    generation INTEGER NOT NULL  -- random, new at every save
 );
+CREATE TABLE IF NOT EXISTS snapshot_entries (
+    out       TEXT PRIMARY KEY,  -- as in snapshots
+    entries   BLOB NOT NULL      -- see encode_entry
+);
+";
+
+/// Version 5 -> 6: the blobs move to `snapshot_entries`.
+const MIGRATE_5_TO_6: &str = "
+CREATE TABLE snapshot_entries (out TEXT PRIMARY KEY, entries BLOB NOT NULL);
+INSERT INTO snapshot_entries SELECT out, entries FROM snapshots;
+CREATE TABLE snapshots_6 (out TEXT PRIMARY KEY, hash BLOB NOT NULL,
+    link_type TEXT NOT NULL, cache_type TEXT NOT NULL,
+    taken_ns INTEGER NOT NULL, generation INTEGER NOT NULL);
+INSERT INTO snapshots_6
+    SELECT out, hash, link_type, cache_type, taken_ns, generation FROM snapshots;
+DROP TABLE snapshots;
+ALTER TABLE snapshots_6 RENAME TO snapshots;
 ";
 
 impl StateDb {
@@ -207,18 +228,22 @@ impl StateDb {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
-        if version == 4 {
-            conn.execute_batch(
-                "ALTER TABLE snapshots ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
-            )
+        if version == 4 || version == 5 {
+            let v4 = if version == 4 {
+                "ALTER TABLE snapshots ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;"
+            } else {
+                ""
+            };
+            conn.execute_batch(&format!(
+                "BEGIN; {v4} {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
             .map_err(err)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(err)?;
         } else if version != SCHEMA_VERSION {
-            conn.execute_batch("DROP TABLE IF EXISTS snapshots;")
-                .map_err(err)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(err)?;
+            conn.execute_batch(&format!(
+                "BEGIN; DROP TABLE IF EXISTS snapshots; DROP TABLE IF EXISTS snapshot_entries;
+                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(err)?;
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(StateDb {
@@ -242,8 +267,10 @@ impl StateDb {
         let row = self
             .conn
             .query_row(
-                "SELECT rowid, hash, link_type, cache_type, taken_ns, length(entries), generation
-                 FROM snapshots WHERE out = ?1",
+                "SELECT e.rowid, s.hash, s.link_type, s.cache_type, s.taken_ns,
+                        length(e.entries), s.generation
+                 FROM snapshots s JOIN snapshot_entries e ON e.out = s.out
+                 WHERE s.out = ?1",
                 params![out],
                 |r| {
                     Ok((
@@ -266,7 +293,7 @@ impl StateDb {
         // column read would hold a second, SQLite-side copy of it.
         let mut blob = vec![0; usize::try_from(size).unwrap_or(0)];
         self.conn
-            .blob_open(MAIN_DB, c"snapshots", c"entries", rowid, true)
+            .blob_open(MAIN_DB, c"snapshot_entries", c"entries", rowid, true)
             .and_then(|b| b.read_at_exact(&mut blob, 0))
             .map_err(|e| self.err(e))?;
         let (Ok(hash), Ok(link_type), Some(len)) = (
@@ -338,7 +365,9 @@ impl StateDb {
             let pieces = piece_digests(&s.entries);
             let current: Option<(i64, i64, i64)> = tx
                 .prepare_cached(
-                    "SELECT rowid, generation, length(entries) FROM snapshots WHERE out = ?1",
+                    "SELECT e.rowid, s.generation, length(e.entries)
+                     FROM snapshots s JOIN snapshot_entries e ON e.out = s.out
+                     WHERE s.out = ?1",
                 )
                 .and_then(|mut q| {
                     q.query_row(params![out], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -353,7 +382,6 @@ impl StateDb {
                 s.cache_type,
                 s.taken_ns,
                 generation,
-                s.entries.len() as i64,
             ];
             let in_place = match (current, loaded.get(out)) {
                 (Some((rowid, g, len)), Some(l))
@@ -370,12 +398,12 @@ impl StateDb {
                 tx.prepare_cached(
                     "UPDATE snapshots SET hash = ?2, link_type = ?3, cache_type = ?4,
                          taken_ns = ?5, generation = ?6
-                     WHERE out = ?1 AND length(entries) = ?7",
+                     WHERE out = ?1",
                 )
                 .and_then(|mut q| q.execute(header))
                 .map_err(err)?;
                 let mut blob = tx
-                    .blob_open(MAIN_DB, c"snapshots", c"entries", rowid, false)
+                    .blob_open(MAIN_DB, c"snapshot_entries", c"entries", rowid, false)
                     .map_err(err)?;
                 for (i, piece) in s.entries.chunks(PIECE).enumerate() {
                     if pieces[i] != l.pieces[i] {
@@ -386,14 +414,20 @@ impl StateDb {
             } else {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO snapshots
-                         (out, hash, link_type, cache_type, taken_ns, generation, entries)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, zeroblob(?7))",
+                         (out, hash, link_type, cache_type, taken_ns, generation)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .and_then(|mut q| q.execute(header))
                 .map_err(err)?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO snapshot_entries (out, entries)
+                     VALUES (?1, zeroblob(?2))",
+                )
+                .and_then(|mut q| q.execute(params![out, s.entries.len() as i64]))
+                .map_err(err)?;
                 let rowid = tx.last_insert_rowid();
                 if !s.entries.is_empty() {
-                    tx.blob_open(MAIN_DB, c"snapshots", c"entries", rowid, false)
+                    tx.blob_open(MAIN_DB, c"snapshot_entries", c"entries", rowid, false)
                         .and_then(|mut b| b.write_at(&s.entries, 0))
                         .map_err(err)?;
                 }
@@ -409,9 +443,9 @@ impl StateDb {
                 },
             ));
         }
-        {
+        for table in ["snapshots", "snapshot_entries"] {
             let mut del = tx
-                .prepare_cached("DELETE FROM snapshots WHERE out = ?1")
+                .prepare_cached(&format!("DELETE FROM {table} WHERE out = ?1"))
                 .map_err(err)?;
             for out in removed {
                 del.execute(params![out]).map_err(err)?;
@@ -652,6 +686,64 @@ mod tests {
         assert_eq!(db.load("data").unwrap(), Some(snapshot()));
         db.save(&[("data".into(), snapshot())], &[]).unwrap();
         assert_eq!(db.load("data").unwrap(), Some(snapshot()));
+    }
+
+    #[test]
+    fn a_version_5_db_keeps_its_snapshots() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE snapshots (out TEXT PRIMARY KEY, hash BLOB NOT NULL,
+                 link_type TEXT NOT NULL, cache_type TEXT NOT NULL,
+                 taken_ns INTEGER NOT NULL, entries BLOB NOT NULL,
+                 generation INTEGER NOT NULL DEFAULT 0);
+                 PRAGMA user_version = 5;",
+            )
+            .unwrap();
+            let s = snapshot();
+            old.execute(
+                "INSERT INTO snapshots VALUES ('data', ?1, 'hardlink', 'hardlink,copy', 1234, ?2, 99)",
+                params![s.hash.to_bytes().as_slice(), s.entries],
+            )
+            .unwrap();
+        }
+        let mut db = StateDb::open(&path).unwrap();
+        assert_eq!(db.load("data").unwrap(), Some(snapshot()));
+        assert_eq!(db.link_types().unwrap().len(), 1);
+        db.save(&[("data".into(), snapshot())], &[]).unwrap();
+        assert_eq!(db.load("data").unwrap(), Some(snapshot()));
+        db.save(&[], &["data".into()]).unwrap();
+        assert_eq!(db.load("data").unwrap(), None);
+    }
+
+    /// Frames in the WAL after a checkpoint that moved none of them.
+    fn wal_frames(db: &StateDb) -> i64 {
+        db.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_in_place_save_writes_only_the_changed_pages_not_the_whole_blob() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        let mut db = StateDb::open(&path).unwrap();
+        db.save(&[("data".into(), big(20_000, None))], &[]).unwrap();
+        let pages = big(20_000, None).entries.len() / 65536;
+        assert!(pages >= 20, "{pages}");
+        db.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+        db.load("data").unwrap().unwrap();
+        db.save(&[("data".into(), big(20_000, Some(12_345)))], &[])
+            .unwrap();
+        // The header's page, the changed piece's page or two, and the
+        // tree pages above them; the blob's other pages stay where they are.
+        let frames = wal_frames(&db);
+        assert!(frames <= 6, "{frames} WAL frames for a one-entry change");
+        assert_eq!(db.load("data").unwrap(), Some(big(20_000, Some(12_345))));
     }
 
     #[test]
