@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
         if ctx.verbose {
             for &i in &r.stored {
-                let f = r.manifest.get(i).path;
+                let f = r.manifest.get(i as usize).path;
                 ctx.say(format!("  stored:   {}", display_path(&key, f)));
             }
         }

@@ -86,7 +86,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         };
         let t0 = std::time::Instant::now();
         let applied = co::apply_out(&repo, &linker, &w, &bar, ctx.verbose);
-        if std::env::var_os("BALE_T").is_some() { eprintln!("T apply {:?}", t0.elapsed()) };
+        if std::env::var_os("BALE_T").is_some() {
+            eprintln!("T apply {:?}", t0.elapsed())
+        };
         if applied.errors.is_empty() {
             lines.push(co::summary(&w, args.relink));
         } else {
@@ -107,7 +109,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     lines.iter().for_each(|l| ctx.say(l));
     let t0 = std::time::Instant::now();
     repo.save_snapshots(&mut state, snapshots)?;
-    if std::env::var_os("BALE_T").is_some() { eprintln!("T save {:?}", t0.elapsed()) };
+    if std::env::var_os("BALE_T").is_some() {
+        eprintln!("T save {:?}", t0.elapsed())
+    };
     if !advise.is_empty() {
         hint(co::relink_hint(&advise, &linker));
     }

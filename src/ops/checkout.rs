@@ -58,7 +58,11 @@ pub fn plan_out(
     quiet: bool,
 ) -> Result<Planned> {
     let t0 = std::time::Instant::now();
-    let tp = |n: &str| if std::env::var_os("BALE_T").is_some() { eprintln!("T {n} {:?}", t0.elapsed()) };
+    let tp = |n: &str| {
+        if std::env::var_os("BALE_T").is_some() {
+            eprintln!("T {n} {:?}", t0.elapsed())
+        }
+    };
     let snapshot = state.load(&o.key)?;
     tp("load");
     let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
@@ -221,7 +225,9 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar, list_changes
     }
     let t0 = std::time::Instant::now();
     let r = snapshot_after(w, outcome.placed, linker);
-    if std::env::var_os("BALE_T").is_some() { eprintln!("T snapshot_after {:?}", t0.elapsed()) };
+    if std::env::var_os("BALE_T").is_some() {
+        eprintln!("T snapshot_after {:?}", t0.elapsed())
+    };
     match r {
         Ok(s) => Applied {
             errors: Vec::new(),

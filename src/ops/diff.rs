@@ -220,7 +220,7 @@ fn workspace_content(repo: &Repo, o: &Out, snapshot: Option<Snapshot>) -> Result
             .into_iter()
             .map(|a| {
                 let x = a.executable();
-                (a.path, a.known.hash(), x)
+                (String::from(a.path), a.known.hash(), x)
             })
             .collect(),
     ))

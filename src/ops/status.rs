@@ -101,8 +101,8 @@ pub fn status_of(
             .map(|p| display_path(&o.key, p))
             .collect()
     };
-    s.changes.added = names(&mut d.added.iter().map(|&i| obs.files[i].path.as_str()));
-    s.changes.modified = names(&mut d.modified.iter().map(|&(i, _)| obs.files[i].path.as_str()));
+    s.changes.added = names(&mut d.added.iter().map(|&i| &*obs.files[i].path));
+    s.changes.modified = names(&mut d.modified.iter().map(|&(i, _)| &*obs.files[i].path));
     s.changes.deleted = names(&mut d.deleted.iter().map(|&j| expected.get(j).path));
     let clean = d.is_clean() && (o.is_dir() || obs.root == Root::NotDir);
     if clean {

@@ -135,7 +135,7 @@ pub fn matches_snapshot(w: &walk::Walk, s: &Snapshot) -> bool {
         };
         match recorded.next() {
             Some(r)
-                if r.path == e.path
+                if r.path == &*e.path
                     && crate::fsutil::stat::compare(&r.stat, &now, s.taken_ns)
                         == Compared::Identical => {}
             _ => return false,
@@ -184,7 +184,7 @@ pub fn observe(
         .into_iter()
         .filter_map(|mut e| {
             if e.stat.kind == Kind::Dir {
-                dirs.push(std::mem::take(&mut e.path));
+                dirs.push(String::from(std::mem::take(&mut e.path)));
                 return None;
             }
             e.known = known.lookup(&e);
@@ -252,7 +252,7 @@ fn hash_suspects(
             || (a.stat.kind == Kind::File && cache.is_hardlink_of(linked, &a.stat));
         if is_link {
             a.known.cache_link = false;
-            corrupt.push((linked, a.path.clone()));
+            corrupt.push((linked, a.path.to_string()));
         }
     }
     Ok(corrupt)

@@ -30,7 +30,7 @@ impl Diff {
 pub fn diff(expected: &Manifest, actual: &[Actual]) -> Diff {
     diff_by(expected, actual.len(), |i| {
         let a = &actual[i];
-        (a.path.as_str(), a.known.hash(), a.executable())
+        (&*a.path, a.known.hash(), a.executable())
     })
 }
 
@@ -148,9 +148,9 @@ pub fn plan(
     for &i in &d.added {
         let a = &actual[i];
         if safe(a) {
-            p.deletes.push(a.path.clone());
+            p.deletes.push(a.path.to_string());
         } else {
-            p.conflicts.push(a.path.clone());
+            p.conflicts.push(a.path.to_string());
         }
     }
     for &(i, j) in &d.modified {
@@ -161,7 +161,7 @@ pub fn plan(
                 replaces: true,
             });
         } else {
-            p.conflicts.push(a.path.clone());
+            p.conflicts.push(a.path.to_string());
         }
     }
     for &j in &d.deleted {
@@ -255,10 +255,10 @@ fn dirs_to_remove(
     let mut removed: HashSet<&str> = HashSet::new();
     let mut out = Vec::new();
     for d in candidates {
-        let files = under(actual, d, |a| a.path.as_str());
+        let files = under(actual, d, |a| &*a.path);
         let subdirs = under(actual_dirs, d, |s| s.as_str());
-        let emptied = files.iter().any(|a| deleted.contains(a.path.as_str()))
-            && files.iter().all(|a| deleted.contains(a.path.as_str()))
+        let emptied = files.iter().any(|a| deleted.contains(&*a.path))
+            && files.iter().all(|a| deleted.contains(&*a.path))
             && subdirs.iter().all(|s| removed.contains(s.as_str()));
         if emptied || blocking(d) {
             removed.insert(d);

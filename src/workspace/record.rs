@@ -38,8 +38,10 @@ pub struct Recorded {
     pub manifest: Manifest,
     pub snapshot_entries: SnapshotEntries,
     /// Files read and stored this time, as indices into the manifest's
-    /// entries (its paths are not copied again).
-    pub stored: Vec<usize>,
+    /// entries (its paths are not copied again). `u32`: a manifest holds
+    /// at most 4 GiB of paths, so fewer than 2^32 entries, and a bigger
+    /// tree is refused before these are read.
+    pub stored: Vec<u32>,
     /// Symlinks left out (with `skip_symlinks`).
     pub skipped: Vec<String>,
     /// Cache objects found corrupt, set aside: (hash, path of the file).
@@ -121,7 +123,7 @@ pub fn record(
             }
             let k = known.lookup(&e);
             if e.stat.kind == Kind::Symlink && !k.cache_link {
-                foreign.push(e.path);
+                foreign.push(String::from(e.path));
                 return None;
             }
             if k.cache_link && e.target_stat().is_none() {
@@ -163,12 +165,14 @@ pub fn record(
     // Files read and stored now: those whose content the snapshot did not
     // vouch for. Each result is written back into its own entry, so that
     // nothing per file is collected beside the entries.
-    let stored: Vec<usize> = (0..files.len())
+    let stored: Vec<u32> = (0..files.len())
         .filter(|&i| files[i].known.hash().is_none())
+        .map(|i| i as u32)
         .collect();
     let stored_bytes = stored
         .iter()
-        .map(|&i| files[i].content_stat().unwrap_or(files[i].stat).size)
+        .map(|&i| &files[i as usize])
+        .map(|f| f.content_stat().unwrap_or(f.stat).size)
         .sum();
     // The executable bits as walked (a stored file's stat is replaced by
     // the stat of what now stands there).
@@ -185,7 +189,7 @@ pub fn record(
             corrupt
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push((h, a.path.clone()));
+                .push((h, a.path.to_string()));
         }
         a.known.set_hash(Some(s.hash));
         // The size is the object's (what was read), the rest the stat to

@@ -16,7 +16,7 @@ use crate::hash::Hash;
 pub struct Entry {
     /// '/'-separated, relative to the walked root; "" is the root itself
     /// (only for a root that is not a directory).
-    pub path: String,
+    pub path: Box<str>,
     pub stat: FileStat,
     /// For a symlink, what it points to, read in the same pass. Boxed: most
     /// entries are not symlinks, and an entry of 10^6 is kept small.
@@ -150,7 +150,7 @@ pub fn walk(root: &Path, expected: usize) -> Result<Option<Walk>> {
         let symlink = read_target(root, stat.kind)?;
         return Ok(Some(Walk {
             entries: vec![Entry {
-                path: String::new(),
+                path: Box::default(),
                 stat,
                 symlink,
                 known: Known::default(),
@@ -213,7 +213,7 @@ fn read_dir_job<'s>(
         Ok((mut entries, found_odd)) => {
             for e in entries.iter().filter(|e| e.stat.kind == Kind::Dir) {
                 let sub_dir = dir.join(file_name(&e.path));
-                let sub_rel = e.path.clone();
+                let sub_rel = e.path.to_string();
                 scope.spawn(move |s| read_dir_job(s, sub_dir, sub_rel, found, odd, first_error));
             }
             if !found_odd.temps.is_empty() || !found_odd.bad_names.is_empty() {
@@ -254,7 +254,8 @@ fn read_one_dir(dir: &Path, rel: &str) -> Result<(Vec<Entry>, Odd)> {
             name_str.to_owned()
         } else {
             format!("{rel}/{name_str}")
-        };
+        }
+        .into_boxed_str();
         let symlink = read_target(&dir.join(&name), stat.kind)?;
         entries.push(Entry {
             path,
@@ -287,7 +288,8 @@ mod tests {
     fn an_entry_stays_compact_and_known_hashes_round_trip() {
         // 10^6 entries live at once: every byte here is a megabyte there.
         assert!(std::mem::size_of::<Known>() <= 40);
-        assert!(std::mem::size_of::<Entry>() <= 128);
+        let entry = std::mem::size_of::<Entry>();
+        assert!(entry <= 120, "{entry}");
         let mut k = Known::default();
         assert_eq!((k.hash(), k.recorded_hash()), (None, None));
         let h = Hash(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
@@ -311,7 +313,7 @@ mod tests {
         fs::write(root.join(".bale-tmp.mine"), "").unwrap();
         std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
         let w = walk(&root, 0).unwrap().unwrap();
-        let paths: Vec<_> = w.entries.iter().map(|e| e.path.as_str()).collect();
+        let paths: Vec<_> = w.entries.iter().map(|e| &*e.path).collect();
         assert_eq!(
             paths,
             [".bale-tmp.mine", "a", "a.txt", "a/b", "a/b/f", "link"]
@@ -327,23 +329,13 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_stays_small() {
-        // One per file of an out: 10^6 of them at once.
-        assert!(
-            std::mem::size_of::<Entry>() <= 144,
-            "{}",
-            std::mem::size_of::<Entry>()
-        );
-    }
-
-    #[test]
     fn a_file_root_is_one_entry() {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("f");
         fs::write(&f, "abc").unwrap();
         let w = walk(&f, 1).unwrap().unwrap();
         assert_eq!(w.entries.len(), 1);
-        assert_eq!(w.entries[0].path, "");
+        assert_eq!(&*w.entries[0].path, "");
         assert_eq!(w.entries[0].stat.size, 3);
     }
 }
