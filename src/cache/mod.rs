@@ -495,22 +495,8 @@ impl Cache {
 
     /// Reads and checks the manifest object `hash` of the out at `out`.
     pub fn read_manifest(&self, hash: Hash, out: &Path) -> Result<Manifest> {
-        let t0 = std::time::Instant::now();
         match self.read_bytes(hash) {
-            Ok(Some(bytes)) => {
-                if std::env::var_os("BALE_T").is_some() {
-                    eprintln!("T read+hash {:?}", t0.elapsed())
-                };
-                let m = Manifest::decode(&bytes, hash);
-                if std::env::var_os("BALE_T").is_some() {
-                    eprintln!("T decoded {:?}", t0.elapsed())
-                };
-                drop(bytes);
-                if std::env::var_os("BALE_T").is_some() {
-                    eprintln!("T dropped {:?}", t0.elapsed())
-                };
-                m
-            }
+            Ok(Some(bytes)) => Manifest::decode(&bytes, hash),
             Ok(None) => Err(self.missing(hash, out)),
             Err(ReadError::Corrupt) => Err(self.corrupt(hash, out)),
             Err(ReadError::Io(e)) => Err(e),

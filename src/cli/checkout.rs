@@ -84,11 +84,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
             Planned::Work(w) => w,
         };
-        let t0 = std::time::Instant::now();
         let applied = co::apply_out(&repo, &linker, &w, &bar, ctx.verbose);
-        if std::env::var_os("BALE_T").is_some() {
-            eprintln!("T apply {:?}", t0.elapsed())
-        };
         if applied.errors.is_empty() {
             lines.push(co::summary(&w, args.relink));
         } else {
@@ -107,11 +103,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     bar.finish();
     lines.iter().for_each(|l| ctx.say(l));
-    let t0 = std::time::Instant::now();
     repo.save_snapshots(&mut state, snapshots)?;
-    if std::env::var_os("BALE_T").is_some() {
-        eprintln!("T save {:?}", t0.elapsed())
-    };
     if !advise.is_empty() {
         hint(co::relink_hint(&advise, &linker));
     }

@@ -57,14 +57,7 @@ pub fn plan_out(
     opts: Options,
     quiet: bool,
 ) -> Result<Planned> {
-    let t0 = std::time::Instant::now();
-    let tp = |n: &str| {
-        if std::env::var_os("BALE_T").is_some() {
-            eprintln!("T {n} {:?}", t0.elapsed())
-        }
-    };
     let snapshot = state.load(&o.key)?;
-    tp("load");
     let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
     if !opts.relink
         && let (Some(s), Some(w)) = (&snapshot, &walked)
@@ -76,14 +69,11 @@ pub fn plan_out(
             snapshot.map(Snapshot::header_only),
         ))));
     }
-    tp("walk");
     let obs = workspace::observe(&o.root, walked, snapshot.as_ref(), &repo.cache, quiet)?;
-    tp("observe");
     // What the snapshot knew is in the observation now: only its header
     // is needed further on, not one more copy of every file.
     let snapshot = snapshot.map(Snapshot::header_only);
     let expected = expected_of(repo, &o)?;
-    tp("expected");
     let corrupt = obs
         .corrupt
         .iter()
@@ -101,7 +91,6 @@ pub fn plan_out(
         |h| repo.cache.contains(h),
         opts.force,
     );
-    tp("plan");
     let mut relinked = 0;
     if opts.relink {
         // Settle the chain on what works here before judging links by it.
@@ -132,7 +121,6 @@ pub fn plan_out(
     let mut obs = obs;
     keep_only_kept(&mut obs.files, &mut plan.kept);
     let expected = narrow(expected, &mut plan.writes);
-    tp("narrow");
     Ok(Planned::Work(Box::new(Work {
         out: o,
         obs,
@@ -223,12 +211,7 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar, list_changes
             changes,
         };
     }
-    let t0 = std::time::Instant::now();
-    let r = snapshot_after(w, outcome.placed, linker);
-    if std::env::var_os("BALE_T").is_some() {
-        eprintln!("T snapshot_after {:?}", t0.elapsed())
-    };
-    match r {
+    match snapshot_after(w, outcome.placed, linker) {
         Ok(s) => Applied {
             errors: Vec::new(),
             snapshot: Some(s),
