@@ -11,6 +11,7 @@ pub mod hash;
 pub mod history;
 pub mod import;
 pub mod manifest;
+pub mod memory;
 pub mod ops;
 pub mod out;
 pub mod paths;

@@ -5,6 +5,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     // SIGPIPE stays ignored (Rust's default), so that a closed stdout is an
     // error bale handles: it ends quietly with exit code 1.
+    bale::memory::map_large_allocations();
     let cli = bale::cli::Cli::parse();
     match bale::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

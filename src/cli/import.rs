@@ -118,6 +118,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Input::File(&archive_abs)
     };
     let imp = import::import(&repo.cache, input, &opts)?;
+    // The batches are gone: their memory is not the checkout's to carry.
+    crate::memory::release_freed();
     let nfiles = imp.nfiles as u64;
     let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
     let (index, mut record) = existing.unwrap_or_else(|| {
