@@ -479,19 +479,28 @@ fn encode_entry(
     hash: Hash,
     link: Option<LinkType>,
 ) {
+    // The fixed fields go through one stack array and three copies, not
+    // nine growing pushes: a snapshot of 10^6 files encodes 10^6 of these.
+    let mut fixed = [0u8; FIXED_BYTES];
+    fixed[0] = stat.kind as u8;
+    fixed[1..5].copy_from_slice(&stat.mode.to_le_bytes());
+    fixed[5..13].copy_from_slice(&stat.size.to_le_bytes());
+    fixed[13..21].copy_from_slice(&stat.mtime_ns.to_le_bytes());
+    fixed[21..29].copy_from_slice(&stat.ctime_ns.to_le_bytes());
+    fixed[29..37].copy_from_slice(&stat.ino.to_le_bytes());
+    fixed[37..53].copy_from_slice(&hash.to_bytes());
+    fixed[53] = link.map_or(0, |t| {
+        1 + LinkType::ALL.iter().position(|a| *a == t).unwrap_or(0) as u8
+    });
+    out.reserve(4 + path.len() + FIXED_BYTES);
     out.extend_from_slice(&(path.len() as u32).to_le_bytes());
     out.extend_from_slice(path.as_bytes());
-    out.push(stat.kind as u8);
-    out.extend_from_slice(&stat.mode.to_le_bytes());
-    out.extend_from_slice(&stat.size.to_le_bytes());
-    out.extend_from_slice(&stat.mtime_ns.to_le_bytes());
-    out.extend_from_slice(&stat.ctime_ns.to_le_bytes());
-    out.extend_from_slice(&stat.ino.to_le_bytes());
-    out.extend_from_slice(&hash.to_bytes());
-    out.push(link.map_or(0, |t| {
-        1 + LinkType::ALL.iter().position(|a| *a == t).unwrap_or(0) as u8
-    }));
+    out.extend_from_slice(&fixed);
 }
+
+/// The bytes of an entry after its path: kind, mode, size, mtime, ctime,
+/// inode, hash, link type.
+const FIXED_BYTES: usize = 1 + 4 + 8 + 8 + 8 + 8 + 16 + 1;
 
 /// Decodes the entry at the front of `b` and moves past it; `None` at the
 /// end or on malformed bytes.

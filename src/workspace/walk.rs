@@ -248,15 +248,27 @@ fn read_one_dir(dir: &Path, rel: &str) -> Result<(Vec<Entry>, Odd)> {
             continue;
         }
         // DirEntry::metadata is an lstat relative to the open directory.
-        let meta = item.metadata().at("read", &dir.join(&name))?;
+        // The full path is made only for an error or a symlink: joined for
+        // every entry, it was an allocation per file of the walk.
+        let meta = item
+            .metadata()
+            .map_err(|e| Error::io("read", dir.join(&name), e))?;
         let stat = FileStat::from_metadata(&meta);
+        // Made at its exact length, so that boxing it does not reallocate.
         let path = if rel.is_empty() {
-            name_str.to_owned()
+            Box::from(name_str)
         } else {
-            format!("{rel}/{name_str}")
-        }
-        .into_boxed_str();
-        let symlink = read_target(&dir.join(&name), stat.kind)?;
+            let mut p = String::with_capacity(rel.len() + 1 + name_str.len());
+            p.push_str(rel);
+            p.push('/');
+            p.push_str(name_str);
+            p.into_boxed_str()
+        };
+        let symlink = if stat.kind == Kind::Symlink {
+            read_target(&dir.join(&name), stat.kind)?
+        } else {
+            None
+        };
         entries.push(Entry {
             path,
             stat,
