@@ -671,26 +671,31 @@ mod tests {
         assert_eq!(fresh.load("data").unwrap(), Some(big(5000, Some(10))));
     }
 
-    #[test]
-    fn a_version_4_db_keeps_its_snapshots() {
+    /// A DB made by an older bale: `schema` (which sets its user_version),
+    /// then one row of `snapshot()` with the `extra` columns after it.
+    fn old_db(schema: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("state.db");
-        {
-            let old = Connection::open(&path).unwrap();
-            old.execute_batch(
-                "CREATE TABLE snapshots (out TEXT PRIMARY KEY, hash BLOB NOT NULL,
-                 link_type TEXT NOT NULL, cache_type TEXT NOT NULL,
-                 taken_ns INTEGER NOT NULL, entries BLOB NOT NULL);
-                 PRAGMA user_version = 4;",
-            )
-            .unwrap();
-            let s = snapshot();
-            old.execute(
-                "INSERT INTO snapshots VALUES ('data', ?1, 'hardlink', 'hardlink,copy', 1234, ?2)",
-                params![s.hash.to_bytes().as_slice(), s.entries],
-            )
-            .unwrap();
-        }
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(schema).unwrap();
+        let s = snapshot();
+        old.execute(
+            &format!(
+                "INSERT INTO snapshots VALUES ('data', ?1, 'hardlink', 'hardlink,copy', 1234, ?2{extra})"
+            ),
+            params![s.hash.to_bytes().as_slice(), s.entries],
+        )
+        .unwrap();
+        (t, path)
+    }
+
+    const V4: &str = "CREATE TABLE snapshots (out TEXT PRIMARY KEY, hash BLOB NOT NULL,
+         link_type TEXT NOT NULL, cache_type TEXT NOT NULL,
+         taken_ns INTEGER NOT NULL, entries BLOB NOT NULL);";
+
+    #[test]
+    fn a_version_4_db_keeps_its_snapshots() {
+        let (_t, path) = old_db(&format!("{V4} PRAGMA user_version = 4;"), "");
         let mut db = StateDb::open(&path).unwrap();
         assert_eq!(db.load("data").unwrap(), Some(snapshot()));
         db.save(&[("data".into(), snapshot())], &[]).unwrap();
@@ -699,25 +704,13 @@ mod tests {
 
     #[test]
     fn a_version_5_db_keeps_its_snapshots() {
-        let t = tempfile::tempdir().unwrap();
-        let path = t.path().join("state.db");
-        {
-            let old = Connection::open(&path).unwrap();
-            old.execute_batch(
-                "CREATE TABLE snapshots (out TEXT PRIMARY KEY, hash BLOB NOT NULL,
-                 link_type TEXT NOT NULL, cache_type TEXT NOT NULL,
-                 taken_ns INTEGER NOT NULL, entries BLOB NOT NULL,
-                 generation INTEGER NOT NULL DEFAULT 0);
-                 PRAGMA user_version = 5;",
-            )
-            .unwrap();
-            let s = snapshot();
-            old.execute(
-                "INSERT INTO snapshots VALUES ('data', ?1, 'hardlink', 'hardlink,copy', 1234, ?2, 99)",
-                params![s.hash.to_bytes().as_slice(), s.entries],
-            )
-            .unwrap();
-        }
+        let (_t, path) = old_db(
+            &format!(
+                "{V4} ALTER TABLE snapshots ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+                 PRAGMA user_version = 5;"
+            ),
+            ", 99",
+        );
         let mut db = StateDb::open(&path).unwrap();
         assert_eq!(db.load("data").unwrap(), Some(snapshot()));
         assert_eq!(db.link_types().unwrap().len(), 1);
