@@ -308,6 +308,81 @@ impl Manifest {
 }
 
 impl Manifest {
+    /// The entries at `wanted` (sorted, distinct paths) of the manifest
+    /// `bytes`, found by binary search over its lines: no other line is
+    /// decoded. `Ok(None)` when a path is not in it.
+    ///
+    /// Only for a manifest that was decoded whole before under the same
+    /// hash (an out's snapshot names it): its bytes hash to `hash`, so its
+    /// lines are the ones that were checked then, sorted and safe; the
+    /// entries found are checked again as any built manifest is.
+    pub fn decode_at(bytes: &[u8], hash: Hash, wanted: &[&str]) -> Result<Option<Manifest>> {
+        let bad = |message: String| Error::MalformedManifest { hash, message };
+        let body = bytes
+            .strip_prefix(HEADER.as_bytes())
+            .ok_or_else(|| bad("missing the 'bale-manifest 1' header".into()))?;
+        let mut found: Vec<(Hash, u64, bool, String)> = Vec::with_capacity(wanted.len());
+        // The paths are sorted: each search starts past the line found for
+        // the one before.
+        let mut from = 0;
+        for &want in wanted {
+            match find_line(body, from, want).map_err(bad)? {
+                Some((entry, end)) => {
+                    found.push(entry);
+                    from = end;
+                }
+                None => return Ok(None),
+            }
+        }
+        let path_bytes = found.iter().map(|e| e.3.len()).sum();
+        let entries = found.iter().map(|(hash, size, executable, path)| Entry {
+            path,
+            hash: *hash,
+            size: *size,
+            executable: *executable,
+        });
+        Manifest::from_sorted(entries, wanted.len(), path_bytes)
+            .map(Some)
+            .map_err(bad)
+    }
+}
+
+/// Binary search of the lines of `body` at or after byte `from` (a line's
+/// start) for the entry at `want`: its fields and where its line ends.
+#[allow(clippy::type_complexity)]
+fn find_line(
+    body: &[u8],
+    from: usize,
+    want: &str,
+) -> std::result::Result<Option<((Hash, u64, bool, String), usize)>, String> {
+    // Lines starting in [lo, hi) are still candidates.
+    let (mut lo, mut hi) = (from, body.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let start = memchr::memrchr(b'\n', &body[lo..mid]).map_or(lo, |i| lo + i + 1);
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
+        let line = std::str::from_utf8(&body[start..end]).map_err(|_| "not UTF-8".to_string())?;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let (hash, size, executable, escaped) = match fields_of(line) {
+            Some(f) => f,
+            None => fields_or_why(line)?,
+        };
+        let mut path = String::with_capacity(escaped.len());
+        if !unescape_into(escaped, &mut path) {
+            return Err(format!("bad escape in path {escaped:?}"));
+        }
+        match want.cmp(path.as_str()) {
+            std::cmp::Ordering::Equal => {
+                return Ok(Some(((hash, size, executable, path), end + 1)));
+            }
+            std::cmp::Ordering::Less => hi = start,
+            std::cmp::Ordering::Greater => lo = end + 1,
+        }
+    }
+    Ok(None)
+}
+
+impl Manifest {
     /// Appends a decoded piece whose first line is line `lines_before + 2`
     /// of the manifest.
     fn append(&mut self, piece: Piece, lines_before: usize) -> std::result::Result<(), String> {
@@ -567,6 +642,44 @@ mod tests {
             hash: Hash(n),
             size: n as u64,
             executable: n % 2 == 1,
+        }
+    }
+
+    proptest::proptest! {
+        /// A lookup by binary search finds exactly what a whole decode
+        /// does: every wanted path's entry, or `None` when one is absent.
+        #[test]
+        fn a_lookup_agrees_with_a_whole_decode(
+            names in proptest::collection::btree_set("[ab\\\\\n.é]{1,3}(/[ab]{1,2})?", 1..60),
+            picks in proptest::collection::vec(0usize..80, 0..12),
+            absent in "[ab]{4}",
+        ) {
+            let names: Vec<String> = names.into_iter().collect();
+            let built: Vec<ManifestEntry> = names
+                .iter()
+                .enumerate()
+                .map(|(i, p)| entry(p, i as u128 + 1))
+                .collect();
+            // Names that are both a file and a folder are not a manifest.
+            let Ok(m) = Manifest::new(built) else { return Ok(()) };
+            let bytes = m.encode();
+            let mut wanted: Vec<&str> = picks
+                .iter()
+                .filter_map(|&k| m.entries().nth(k).map(|e| e.path))
+                .collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let found = Manifest::decode_at(&bytes, m.hash(), &wanted).unwrap().unwrap();
+            let expected: Vec<Entry> = wanted.iter().map(|p| m.get(m.find(p).unwrap())).collect();
+            proptest::prop_assert_eq!(found.entries().collect::<Vec<_>>(), expected);
+            if m.find(&absent).is_none() {
+                let mut with_absent = wanted.clone();
+                with_absent.push(&absent);
+                with_absent.sort_unstable();
+                proptest::prop_assert!(
+                    Manifest::decode_at(&bytes, m.hash(), &with_absent).unwrap().is_none()
+                );
+            }
         }
     }
 

@@ -503,6 +503,23 @@ impl Cache {
         }
     }
 
+    /// The entries at `paths` (sorted) of the manifest `hash`, looked up
+    /// without decoding the rest (`Manifest::decode_at`: only for a manifest
+    /// an out's snapshot names). `Ok(None)`: a path is not in it.
+    pub fn read_manifest_at(
+        &self,
+        hash: Hash,
+        out: &Path,
+        paths: &[&str],
+    ) -> Result<Option<Manifest>> {
+        match self.read_bytes(hash) {
+            Ok(Some(bytes)) => Manifest::decode_at(&bytes, hash, paths),
+            Ok(None) => Err(self.missing(hash, out)),
+            Err(ReadError::Corrupt) => Err(self.corrupt(hash, out)),
+            Err(ReadError::Io(e)) => Err(e),
+        }
+    }
+
     /// The error for the object `hash` of `path` missing from this cache.
     pub fn missing(&self, hash: Hash, path: impl AsRef<Path>) -> Error {
         Error::MissingObject {

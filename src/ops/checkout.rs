@@ -6,14 +6,15 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::manifest::Manifest;
 use crate::out::Out;
 use crate::progress::Bar;
 use crate::repo::Repo;
 use crate::state::{Snapshot, SnapshotEntry, StateDb};
 use crate::workspace::{
-    self, Observation, apply, link::Linker, link::relink_advised, plan, relink, snapshot, walk,
+    self, Observation, apply, link::Linker, link::relink_advised, observe::Departures, plan,
+    relink, snapshot, walk,
 };
 
 use super::{Changes, display_path, expected_of};
@@ -38,6 +39,9 @@ pub struct Work {
     /// Cache objects found corrupt (and set aside) while observing.
     pub corrupt: Vec<Error>,
     old: Option<Snapshot>,
+    /// Only the files departed from `old` were planned (`plan_few`): `old`
+    /// is whole, and holds the rows of all the others.
+    few: bool,
     /// Every kept file was checked to have the configured link type.
     relink: bool,
 }
@@ -57,17 +61,44 @@ pub fn plan_out(
     opts: Options,
     quiet: bool,
 ) -> Result<Planned> {
-    let snapshot = state.load(&o.key)?;
-    let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
-    if !opts.relink
-        && let (Some(s), Some(w)) = (&snapshot, &walked)
-        && s.hash == o.record.hash
-        && workspace::matches_snapshot(w, s)
-    {
-        return Ok(Planned::Unchanged(Box::new((
-            o,
-            snapshot.map(Snapshot::header_only),
-        ))));
+    let mut snapshot = state.load(&o.key)?;
+    let mut walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
+    let departed = match (&snapshot, &walked) {
+        (Some(s), Some(w)) if !opts.relink && s.hash == o.record.hash => {
+            workspace::observe::departures(w, s, few_limit(s.len()))
+        }
+        _ => Departures::Other,
+    };
+    match departed {
+        Departures::None => {
+            return Ok(Planned::Unchanged(Box::new((
+                o,
+                snapshot.map(Snapshot::header_only),
+            ))));
+        }
+        Departures::Few(d) if o.is_dir() => {
+            let (Some(s), Some(w)) = (snapshot, walked) else {
+                unreachable!("departures are only found between a snapshot and a walk")
+            };
+            // The walk's list goes before the manifest is read: the two
+            // are the largest things a checkout holds.
+            let few = few_of(w, &d);
+            let paths: Vec<&str> = d.iter().map(|x| x.recorded.path.as_str()).collect();
+            if let Some(expected) = repo
+                .cache
+                .read_manifest_at(o.record.hash, &o.root, &paths)?
+            {
+                drop(paths);
+                return plan_few(repo, o, s, few, d, expected, opts, quiet);
+            }
+            // The manifest does not hold a file the snapshot does (the
+            // snapshot was not made from it): the whole out is planned,
+            // from a walk made again.
+            drop((few, paths));
+            snapshot = Some(s);
+            walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
+        }
+        Departures::Few(_) | Departures::Other => {}
     }
     let obs = workspace::observe(&o.root, walked, snapshot.as_ref(), &repo.cache, quiet)?;
     // What the snapshot knew is in the observation now: only its header
@@ -129,7 +160,107 @@ pub fn plan_out(
         relinked,
         corrupt,
         old: snapshot,
+        few: false,
         relink: opts.relink,
+    })))
+}
+
+/// Departures from the snapshot up to which a repair plans only the files
+/// that departed.
+fn few_limit(files: usize) -> usize {
+    (files / 64).max(4096)
+}
+
+/// Of a walk, only the departed files and the folders, in path order.
+fn few_of(walked: walk::Walk, departed: &[workspace::observe::Departed]) -> walk::Walk {
+    let mut at = departed.iter().filter_map(|d| d.walked).peekable();
+    // Into a list of its own: collected in place, the few entries would
+    // keep the whole walk's allocation.
+    let mut entries = Vec::new();
+    entries.extend(
+        walked
+            .entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, e)| at.next_if_eq(i).is_some() || e.stat.kind == crate::fsutil::Kind::Dir)
+            .map(|(_, e)| e),
+    );
+    walk::Walk {
+        entries,
+        stale_temps: Vec::new(),
+        bad_names: Vec::new(),
+    }
+}
+
+/// Plans the repair of an out whose walk departs from its snapshot (of the
+/// pointer's manifest) only at a few files it holds, each gone or with
+/// another stat, none a folder now (`Departures::Few`); `few` is the walk
+/// cut to those files and the folders (`few_of`), `expected` holds the
+/// manifest's entries at those files.
+///
+/// Every other file the walk reproduced exactly, which is what a no-op
+/// checkout trusts the snapshot for: it is right, and the plan leaves it
+/// alone without looking at it. For the departed files the plan is the one
+/// the whole out would get: no file is new, so nothing is deleted and no
+/// folder is removed (a folder goes only where a file must be, or when
+/// deletes empty it, and no departed path is a folder); a folder to create
+/// is a missing one, and all files under it have departed, so it is among
+/// the departed files' parents. The next snapshot is the old one with the
+/// departed files' rows replaced (`Snapshot::splice`).
+#[allow(clippy::too_many_arguments)]
+fn plan_few(
+    repo: &Repo,
+    o: Out,
+    snapshot: Snapshot,
+    few: walk::Walk,
+    departed: Vec<workspace::observe::Departed>,
+    expected: Manifest,
+    opts: Options,
+    quiet: bool,
+) -> Result<Planned> {
+    let mut recorded = crate::state::SnapshotEntries::with_capacity(departed.len());
+    for d in &departed {
+        recorded.push(&d.recorded.as_entry());
+    }
+    let recorded = Snapshot::new(
+        snapshot.hash,
+        snapshot.link_type,
+        snapshot.cache_type.clone(),
+        snapshot.taken_ns,
+        recorded,
+    );
+    let obs = workspace::observe(&o.root, Some(few), Some(&recorded), &repo.cache, quiet)?;
+    let corrupt = obs
+        .corrupt
+        .iter()
+        .map(|(h, p)| {
+            repo.cache.set_aside(*h);
+            repo.cache.corrupt(*h, display_path(&o.key, p))
+        })
+        .collect();
+    let plan = plan::plan(
+        &expected,
+        true,
+        &obs.files,
+        &obs.dirs,
+        obs.root,
+        |h| repo.cache.contains(h),
+        opts.force,
+    );
+    debug_assert!(plan.deletes.is_empty() && plan.remove_dirs.is_empty());
+    if plan.conflicts.is_empty() {
+        check_objects(repo, &o, &plan, &expected)?;
+    }
+    Ok(Planned::Work(Box::new(Work {
+        out: o,
+        obs,
+        expected,
+        plan,
+        relinked: 0,
+        corrupt,
+        old: Some(snapshot),
+        few: true,
+        relink: false,
     })))
 }
 
@@ -323,6 +454,9 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
             }
         })
     };
+    if w.few {
+        return snapshot_spliced(w, placed, linker);
+    }
     let mut made: Vec<(u64, u64)> = placed
         .iter()
         .filter(|p| p.stat.nlink > 1)
@@ -352,6 +486,67 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
         cache_type,
         0,
         encoded.entries,
+    ))
+}
+
+/// `snapshot_after` for a repair of a few files (`plan_few`): the old
+/// snapshot with the departed files' rows replaced. Hard links made now
+/// change the stat of every file sharing their inode: those files are
+/// stat'ed again, wherever they are in the out.
+fn snapshot_spliced(w: &Work, placed: Vec<apply::Placed>, linker: &Linker) -> Result<Snapshot> {
+    let old = w
+        .old
+        .as_ref()
+        .unwrap_or_else(|| unreachable!("a repair of a few files keeps its snapshot"));
+    let writes = &w.plan.writes;
+    let mut inodes: Vec<u64> = placed
+        .iter()
+        .filter(|p| p.stat.nlink > 1)
+        .map(|p| p.stat.ino)
+        .collect();
+    inodes.sort_unstable();
+    inodes.dedup();
+    let restat = |p: &str| {
+        let abs = crate::paths::join(&w.out.root, p);
+        crate::fsutil::stat::content_stat(&abs).at("read", &abs)
+    };
+    let mut rows: Vec<SnapshotEntry> = w
+        .plan
+        .kept
+        .iter()
+        .filter_map(|&(i, _)| snapshot::row_of(&w.obs.files[i]))
+        .chain(placed.iter().map(|p| {
+            let e = w.expected.get(writes[p.write].entry);
+            SnapshotEntry {
+                path: e.path,
+                stat: p.stat,
+                hash: e.hash,
+                link: Some(p.link_type),
+            }
+        }))
+        .collect();
+    rows.sort_unstable_by(|a, b| a.path.cmp(b.path));
+    for r in &mut rows {
+        if r.stat.nlink > 1 && inodes.binary_search(&r.stat.ino).is_ok() {
+            r.stat = restat(r.path)?;
+        }
+    }
+    let departed: Vec<&str> = w.expected.entries().map(|e| e.path).collect();
+    // Files not made now keep the links of the chain they were made under.
+    let left_alone = old.len() > departed.len() || !w.plan.kept.is_empty();
+    let (entries, common) = old.splice(&departed, rows.into_iter(), &inodes, restat)?;
+    let chain = linker.describe();
+    let (link_type, cache_type) = if left_alone && old.cache_type != chain {
+        (common.unwrap_or(old.link_type), old.cache_type.clone())
+    } else {
+        (common.unwrap_or_else(|| linker.current()), chain)
+    };
+    Ok(Snapshot::new(
+        w.out.record.hash,
+        link_type,
+        cache_type,
+        0,
+        entries,
     ))
 }
 

@@ -125,23 +125,80 @@ pub fn hash_file(path: &Path, bar: &Bar) -> Result<Hash> {
 /// target's), none of them racy, and nothing odd to deal with. One pass over
 /// both sorted lists.
 pub fn matches_snapshot(w: &walk::Walk, s: &Snapshot) -> bool {
+    matches!(departures(w, s, 0), Departures::None)
+}
+
+/// Where a fresh walk departs from a snapshot.
+#[derive(Debug)]
+pub enum Departures {
+    /// Nowhere: the walk reproduces the snapshot (`matches_snapshot`).
+    None,
+    /// Only at files the snapshot holds, none of which is a folder now:
+    /// each is gone or has another stat. Sorted by path.
+    Few(Vec<Departed>),
+    /// At more files than asked for, or otherwise: a file the snapshot
+    /// does not hold, a folder where it holds a file, leftover temporary
+    /// files, names that are not UTF-8.
+    Other,
+}
+
+/// A file of a snapshot that a walk does not reproduce.
+#[derive(Debug)]
+pub struct Departed {
+    /// What the snapshot holds for it (path included).
+    pub recorded: crate::state::OwnedEntry,
+    /// Its index in the walk's entries; `None`: gone.
+    pub walked: Option<usize>,
+}
+
+/// Compares a walk with a snapshot in one pass over both sorted lists,
+/// collecting at most `limit` departures.
+pub fn departures(w: &walk::Walk, s: &Snapshot, limit: usize) -> Departures {
     if !w.stale_temps.is_empty() || !w.bad_names.is_empty() {
-        return false;
+        return Departures::Other;
     }
-    let mut recorded = s.entries();
-    for e in w.files() {
-        let Some(now) = e.content_stat() else {
-            return false;
+    let mut found = Vec::new();
+    let mut recorded = s.entries().peekable();
+    let mut depart = |r: SnapshotEntry<'_>, walked: Option<usize>| {
+        found.push(Departed {
+            recorded: r.into(),
+            walked,
+        });
+        found.len() <= limit
+    };
+    for (i, e) in w.entries.iter().enumerate() {
+        while let Some(r) = recorded.next_if(|r| r.path < &*e.path) {
+            if !depart(r, None) {
+                return Departures::Other;
+            }
+        }
+        let here = recorded.next_if(|r| r.path == &*e.path);
+        if e.stat.kind == Kind::Dir {
+            if here.is_some() {
+                return Departures::Other;
+            }
+            continue;
+        }
+        let Some(r) = here else {
+            return Departures::Other;
         };
-        match recorded.next() {
-            Some(r)
-                if r.path == &*e.path
-                    && crate::fsutil::stat::compare(&r.stat, &now, s.taken_ns)
-                        == Compared::Identical => {}
-            _ => return false,
+        let same = e.content_stat().is_some_and(|now| {
+            crate::fsutil::stat::compare(&r.stat, &now, s.taken_ns) == Compared::Identical
+        });
+        if !same && !depart(r, Some(i)) {
+            return Departures::Other;
         }
     }
-    recorded.next().is_none()
+    for r in recorded {
+        if !depart(r, None) {
+            return Departures::Other;
+        }
+    }
+    if found.is_empty() {
+        Departures::None
+    } else {
+        Departures::Few(found)
+    }
 }
 
 /// The error for names a walk could not list.
