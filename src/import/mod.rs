@@ -27,7 +27,7 @@ use crate::cache::Cache;
 use crate::cache::pack::{PackWriter, Record};
 use crate::error::{Error, Result};
 use crate::hash::Hash;
-use crate::manifest::{Manifest, ManifestEntry};
+use crate::manifest::{self, ManifestEntry};
 use crate::paths;
 use crate::progress::Bar;
 
@@ -480,7 +480,7 @@ pub fn import(cache: &Cache, input: Input<'_>, opts: &Options) -> Result<Importe
             Mode::Loose => Some(false),
             Mode::Auto { .. } => None,
         },
-        entries: Vec::new(),
+        entries: manifest::Builder::default(),
         dirs: Vec::new(),
         stored: AtomicUsize::new(0),
         loose_possible: cache.has_loose_objects(),
@@ -587,7 +587,8 @@ struct Importer<'a> {
     records: Option<SyncSender<Vec<Record>>>,
     /// Whether small entries go to packs (`None`: not decided yet).
     packed: Option<bool>,
-    entries: Vec<ManifestEntry>,
+    /// The manifest's entries, gathered as the archive lists them.
+    entries: manifest::Builder,
     dirs: Vec<String>,
     /// Objects new to the cache.
     stored: AtomicUsize,
@@ -612,7 +613,9 @@ impl Importer<'_> {
             Mode::Packed => true,
             _ => false,
         });
-        self.entries.extend(batch.done);
+        for e in batch.done {
+            self.gather(&e)?;
+        }
         self.dirs.extend(batch.dirs);
         let (cache, loose_possible, stored) = (self.cache, self.loose_possible, &self.stored);
         let compress = self.opts.compress;
@@ -642,7 +645,7 @@ impl Importer<'_> {
             .collect::<Result<_, EntryError>>()?;
         let mut records = Vec::new();
         for (entry, record) in done {
-            self.entries.push(entry);
+            self.gather(&entry)?;
             records.extend(record);
         }
         if !records.is_empty() {
@@ -654,14 +657,20 @@ impl Importer<'_> {
         Ok(())
     }
 
+    fn gather(&mut self, e: &ManifestEntry) -> Result<(), EntryError> {
+        self.entries
+            .push(&e.path, e.hash, e.size, e.executable)
+            .map_err(EntryError::archive)
+    }
+
     fn finish(self, format: Format, archive: &Path) -> Result<Imported> {
         let bad = |reason: String| Error::BadArchive {
             archive: archive.to_path_buf(),
             entry: None,
             reason,
         };
-        let size = self.entries.iter().map(|e| e.size).sum();
-        let manifest = Manifest::new(self.entries).map_err(bad)?;
+        let size = self.entries.size();
+        let manifest = self.entries.finish().map_err(bad)?;
         for d in &self.dirs {
             if let Some(i) = manifest.find(d) {
                 return Err(bad(format!(
