@@ -133,6 +133,50 @@ fn kill_midway(
     false
 }
 
+/// Removes every file under `dir`, keeping the folders.
+fn remove_files_under(dir: &std::path::Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if e.file_type().unwrap().is_dir() {
+            remove_files_under(&e.path());
+        } else {
+            fs::remove_file(e.path()).unwrap();
+        }
+    }
+}
+
+/// The whole files of `data` in the staging folders under `.bale/tmp/`
+/// (a fresh checkout builds its out there); panics on a partial one.
+fn staged_whole_files(repo: &Repo, expected: &BTreeMap<String, Vec<u8>>) -> usize {
+    let mut count = 0;
+    for stage in fs::read_dir(repo.path(".bale/tmp")).unwrap().flatten() {
+        if !stage.file_type().unwrap().is_dir() {
+            continue;
+        }
+        let mut stack = vec![stage.path()];
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for e in rd.flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                    continue;
+                }
+                let rel = e.path().strip_prefix(stage.path()).unwrap().to_owned();
+                let key = format!("data/{}", rel.to_str().unwrap());
+                let want = expected
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("unexpected staged file {key}"));
+                // A file being written is the one partial file allowed:
+                // it is not under its final name until the folder is.
+                if &fs::read(e.path()).unwrap() == want {
+                    count += 1;
+                }
+            }
+        }
+    }
+    count
+}
+
 #[test]
 fn a_checkout_killed_with_sigkill_leaves_whole_files_and_a_rerun_completes() {
     let repo = Repo::new();
@@ -141,12 +185,12 @@ fn a_checkout_killed_with_sigkill_leaves_whole_files_and_a_rerun_completes() {
     repo.bale(&["add", "-q", "data"]).ok();
     let expected_tree = repo.tree("data");
 
+    // The folders stay: the files are made in place, each beside its
+    // final name and renamed over it.
     let midway = kill_midway(
         &repo,
         &["checkout", "-q"],
-        || {
-            let _ = fs::remove_dir_all(repo.path("data"));
-        },
+        || remove_files_under(&repo.path("data")),
         || whole_files(&repo, "data", &expected),
         expected.len(),
     );
@@ -158,6 +202,49 @@ fn a_checkout_killed_with_sigkill_leaves_whole_files_and_a_rerun_completes() {
     assert_eq!(temp_files(&repo.root), Vec::<std::path::PathBuf>::new());
     assert_eq!(repo.bale(&["status"]).ok().stdout, "data: unchanged\n");
     assert_eq!(repo.bale(&["checkout"]).ok().stdout, "data: unchanged\n");
+}
+
+#[test]
+fn a_fresh_checkout_killed_with_sigkill_leaves_no_folder_and_a_rerun_completes() {
+    let repo = Repo::new();
+    repo.cache_type("copy");
+    let expected = many_files(&repo, "data", 25, 100);
+    repo.bale(&["add", "-q", "data"]).ok();
+    let expected_tree = repo.tree("data");
+
+    // Nothing stands where the out goes: it is built in `.bale/tmp/` and
+    // renamed into place whole, so a kill leaves no `data` at all.
+    let midway = kill_midway(
+        &repo,
+        &["checkout", "-q"],
+        || {
+            let _ = fs::remove_dir_all(repo.path("data"));
+        },
+        || {
+            if repo.path("data").exists() {
+                whole_files(&repo, "data", &expected)
+            } else {
+                staged_whole_files(&repo, &expected)
+            }
+        },
+        expected.len(),
+    );
+    assert!(midway, "never managed to kill the checkout mid-way");
+    assert!(
+        !repo.path("data").exists(),
+        "a killed fresh checkout left a partial out"
+    );
+
+    repo.bale(&["checkout"]).ok();
+    assert_eq!(repo.tree("data"), expected_tree);
+    let leftovers: Vec<_> = fs::read_dir(repo.path(".bale/tmp"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.path())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(repo.bale(&["status"]).ok().stdout, "data: unchanged\n");
 }
 
 #[test]

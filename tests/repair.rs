@@ -5,6 +5,10 @@
 //! it to what a plan of the whole out does: the same workspace, and a
 //! snapshot that describes the tree exactly (every row the stat and the
 //! content of its file, every file a row), under every link type.
+//!
+//! A folder out made where nothing stands (after `rm -rf`) is built in a
+//! staging folder under `.bale/tmp/` and renamed into place: the same
+//! checks hold for it, and it leaves nothing behind there.
 
 mod common;
 
@@ -292,4 +296,96 @@ fn a_snapshot_that_disagrees_with_its_manifest_sends_the_out_to_a_whole_plan() {
     repo.bale(&["checkout"]).ok();
     assert_workspace(&repo, &files, "a forged snapshot");
     assert_snapshot_exact(&repo, &files, "a forged snapshot");
+}
+
+/// The folders in `.bale/tmp/` (staging folders of checkouts).
+fn staged_leftovers(repo: &Repo) -> Vec<String> {
+    fs::read_dir(repo.path(".bale/tmp"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn an_out_made_where_nothing_stands_is_staged_and_renamed_into_place() {
+    for t in TYPES {
+        let (repo, files) = setup(t);
+        fs::remove_dir_all(repo.path("data")).unwrap();
+        repo.bale(&["checkout"]).ok();
+        let when = format!("{t}, after rm -rf");
+        assert_workspace(&repo, &files, &when);
+        assert_snapshot_exact(&repo, &files, &when);
+        assert!(
+            staged_leftovers(&repo).is_empty(),
+            "{when}: {:?}",
+            staged_leftovers(&repo)
+        );
+        if t != "copy" {
+            assert_next_checkout_skips(&repo, &when);
+        }
+    }
+}
+
+#[test]
+fn a_staged_out_with_a_missing_object_keeps_the_files_it_could_make() {
+    let (repo, mut files) = setup("copy");
+    fs::remove_dir_all(repo.path("data")).unwrap();
+    fs::remove_file(repo.object_for(b"file 0/3\n")).unwrap();
+    let co = repo.bale(&["checkout"]).code(1);
+    assert!(co.stderr.contains("data/d0/f3"), "{co}");
+    files.retain(|(p, _)| p != "data/d0/f3");
+    assert_workspace(&repo, &files, "one object missing");
+    assert!(staged_leftovers(&repo).is_empty());
+}
+
+#[test]
+fn a_staging_folder_left_by_a_killed_run_is_removed_and_a_live_ones_is_not() {
+    let (repo, files) = setup("copy");
+    // No process has a pid above the kernel's limit (at most 2^22).
+    let dead = repo.path(".bale/tmp/.bale-tmp.4194305.abcdefghijkl");
+    let live = repo.path(&format!(
+        ".bale/tmp/.bale-tmp.{}.abcdefghijkl",
+        std::process::id()
+    ));
+    let mine = repo.path(".bale/tmp/.bale-tmp.notes");
+    for d in [&dead, &live, &mine] {
+        fs::create_dir_all(d.join("d0")).unwrap();
+        fs::write(d.join("d0/f0"), "left\n").unwrap();
+    }
+    fs::remove_dir_all(repo.path("data")).unwrap();
+    repo.bale(&["checkout"]).ok();
+    assert_workspace(&repo, &files, "beside leftovers");
+    assert!(!dead.exists(), "a dead run's staging folder is removed");
+    assert!(
+        live.join("d0/f0").is_file(),
+        "a live process's folder stays"
+    );
+    assert!(
+        mine.join("d0/f0").is_file(),
+        "a folder not named by bale stays"
+    );
+}
+
+#[test]
+fn copies_get_their_mode_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    for umask in ["077", "022", "000"] {
+        let (repo, _) = setup("copy");
+        repo.write_exec("data/d0/run.sh", "#!/bin/sh\n");
+        repo.bale(&["commit", "-q", "data"]).ok();
+        fs::remove_dir_all(repo.path("data")).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" checkout -q"))
+            .arg(env!("CARGO_BIN_EXE_bale"))
+            .current_dir(repo.path(""))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "umask {umask}: {out:?}");
+        let mode = |rel: &str| fs::metadata(repo.path(rel)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("data/d1/f1"), 0o644, "umask {umask}");
+        assert_eq!(mode("data/d0/run.sh"), 0o755, "umask {umask}");
+    }
 }

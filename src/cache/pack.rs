@@ -30,7 +30,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -333,6 +333,10 @@ pub struct Packs {
     /// packs is never touched.
     index: Mutex<Option<Connection>>,
     files: Mutex<HashMap<u32, Arc<File>>>,
+    /// Locations looked up ahead for a run of reads (`hint`), sorted by
+    /// hash: a checkout of 10^5 packed files asks the index once, not once
+    /// per file from every thread through one connection.
+    hints: RwLock<Vec<(Hash, Location)>>,
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -364,7 +368,91 @@ impl Packs {
             lock_path: cache_dir.join("lock"),
             index: Mutex::new(None),
             files: Mutex::new(HashMap::new()),
+            hints: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Looks up where the objects `hashes` (sorted, distinct) are packed,
+    /// in one pass over the index in hash order, for the reads that follow
+    /// (`locate` answers from it; `unhint` drops it). The pass steps along
+    /// the index while the objects asked for are dense in it, and seeks
+    /// where they are sparse.
+    pub fn hint(&self, hashes: &[Hash]) -> Result<()> {
+        /// Rows stepped over before a seek is cheaper.
+        const STEPS: usize = 8;
+        let found = self
+            .with_index(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT hash, pack, offset, stored, size, codec FROM objects \
+                     WHERE hash >= ?1 ORDER BY hash",
+                )?;
+                let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(Hash, Location)> {
+                    let b: [u8; 16] = r.get(0)?;
+                    Ok((
+                        Hash::from_bytes(b),
+                        Location {
+                            pack: r.get(1)?,
+                            offset: r.get(2)?,
+                            stored: r.get(3)?,
+                            size: r.get(4)?,
+                            codec: r.get(5)?,
+                        },
+                    ))
+                };
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < hashes.len() {
+                    // Rows from the first hash still wanted on, in order:
+                    // a wanted hash below a row seen is not packed.
+                    let key = hashes[i].to_bytes();
+                    let mut rows = st.query([&key[..]])?;
+                    let mut stepped = 0;
+                    while i < hashes.len() {
+                        let Some(r) = rows.next()? else {
+                            i = hashes.len();
+                            break;
+                        };
+                        let (h, loc) = row(r)?;
+                        while i < hashes.len() && hashes[i] < h {
+                            i += 1;
+                        }
+                        if i < hashes.len() && hashes[i] == h {
+                            out.push((h, loc));
+                            i += 1;
+                            stepped = 0;
+                        } else {
+                            stepped += 1;
+                            if stepped > STEPS {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(out)
+            })?
+            .unwrap_or_default();
+        *self.hints.write().unwrap_or_else(|p| p.into_inner()) = found;
+        Ok(())
+    }
+
+    /// Forgets the locations `hint` looked up.
+    pub fn unhint(&self) {
+        let mut hints = self.hints.write().unwrap_or_else(|p| p.into_inner());
+        hints.clear();
+        hints.shrink_to_fit();
+    }
+
+    /// Whether `hint` found the object `hash` packed.
+    pub fn is_hinted(&self, hash: Hash) -> bool {
+        self.hinted(hash).is_some()
+    }
+
+    fn hinted(&self, hash: Hash) -> Option<Location> {
+        let hints = self.hints.read().unwrap_or_else(|p| p.into_inner());
+        hints
+            .binary_search_by(|(h, _)| h.cmp(&hash))
+            .ok()
+            .map(|i| hints[i].1)
     }
 
     pub fn dir(&self) -> &Path {
@@ -476,6 +564,14 @@ impl Packs {
 
     /// Where the object `hash` is packed, if it is.
     pub fn locate(&self, hash: Hash) -> Result<Option<Location>> {
+        match self.hinted(hash) {
+            Some(loc) => Ok(Some(loc)),
+            None => self.locate_in_index(hash),
+        }
+    }
+
+    /// `locate`, from the index itself.
+    fn locate_in_index(&self, hash: Hash) -> Result<Option<Location>> {
         let key = hash.to_bytes();
         Ok(self
             .with_index(|c| {
@@ -513,7 +609,12 @@ impl Packs {
         // A pack may be rewritten by gc between the lookup and the read:
         // then the object has moved, and a second lookup finds it.
         for attempt in 0..2 {
-            let Some(loc) = self.locate(hash)? else {
+            let found = if attempt == 0 {
+                self.locate(hash)?
+            } else {
+                self.locate_in_index(hash)?
+            };
+            let Some(loc) = found else {
                 return Ok(None);
             };
             let f = match self.file(loc.pack) {
@@ -570,6 +671,12 @@ impl Packs {
     /// Drops the object's row if it still names `loc` (best effort, not
     /// waiting long for a writer): the record there is corrupt or gone.
     fn drop_entry(&self, hash: Hash, loc: Location) {
+        {
+            let mut hints = self.hints.write().unwrap_or_else(|p| p.into_inner());
+            if let Ok(i) = hints.binary_search_by(|(h, _)| h.cmp(&hash)) {
+                hints.remove(i);
+            }
+        }
         let key = hash.to_bytes();
         let _ = self.with_index(|c| {
             c.busy_timeout(Duration::from_millis(200))?;
@@ -1425,6 +1532,64 @@ mod tests {
         let noise: Vec<u8> = (0..5000).map(|_| rng.u8(..)).collect();
         let r = Record::encode(Hash::of_bytes(&noise), noise, true);
         assert_eq!(r.codec, CODEC_RAW, "noise is stored raw");
+    }
+
+    /// A hint answers for every object asked for exactly as the index
+    /// does, whether the objects asked for are dense in the index (a pass
+    /// along it) or sparse (seeks), and a hinted corrupt record is dropped
+    /// from the hints with the index row.
+    #[test]
+    fn hints_agree_with_the_index() {
+        let t = tempfile::tempdir().unwrap();
+        let packs = Packs::new(t.path());
+        let h = |i: usize| Hash::of_bytes(&obj(i));
+        let mut w = PackWriter::open(&packs, Duration::from_secs(1)).unwrap();
+        for i in (0..400).filter(|i| i % 3 != 0) {
+            w.add(Record::encode(h(i), obj(i), true)).unwrap();
+        }
+        w.commit().unwrap();
+        drop(w);
+        let mut rng = fastrand::Rng::with_seed(3);
+        for density in [1, 2, 5, 40, 400] {
+            let mut asked: Vec<Hash> = (0..400)
+                .filter(|_| rng.usize(..density) == 0)
+                .map(h)
+                .collect();
+            asked.sort_unstable();
+            asked.dedup();
+            packs.hint(&asked).unwrap();
+            for i in 0..400 {
+                let x = h(i);
+                let want = packs.locate_in_index(x).unwrap();
+                let hinted = packs.hinted(x);
+                if asked.binary_search(&x).is_ok() {
+                    assert_eq!(hinted, want, "object {i}, 1 in {density} asked");
+                    assert_eq!(packs.locate(x).unwrap(), want);
+                } else {
+                    assert_eq!(hinted, None, "object {i} was not asked for");
+                }
+            }
+        }
+        packs.hint(&[]).unwrap();
+        assert!(packs.hints.read().unwrap().is_empty());
+        let all: Vec<Hash> = {
+            let mut v: Vec<Hash> = (0..400).map(h).collect();
+            v.sort_unstable();
+            v
+        };
+        packs.hint(&all).unwrap();
+        assert_eq!(packs.hints.read().unwrap().len(), 400 - 134);
+        // A hinted record found corrupt leaves the hints and the index.
+        let loc = packs.hinted(h(5)).unwrap();
+        let path = packs.pack_path(loc.pack);
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"!", loc.offset + 41).unwrap();
+        guard(&packs.files).clear();
+        assert!(matches!(packs.read(h(5)).unwrap(), Found::Corrupt));
+        assert_eq!(packs.hinted(h(5)), None);
+        assert!(packs.locate(h(5)).unwrap().is_none());
+        packs.unhint();
+        assert!(matches!(packs.read(h(7)).unwrap(), Found::Bytes(b) if b == obj(7)));
     }
 
     #[test]

@@ -39,6 +39,18 @@ pub fn is_unsupported(e: &io::Error) -> bool {
     )
 }
 
+/// The process's umask, read once from /proc/self/status (reading it with
+/// umask(2) would set it, for a moment, for every thread); `None` where it
+/// cannot be read.
+pub fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
+}
+
 /// Whether an error means the file system is full (or the quota used up).
 pub fn is_no_space(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))

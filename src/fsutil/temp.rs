@@ -93,6 +93,58 @@ pub fn remove_leftovers_in(dir: &Path) {
     }
 }
 
+/// Removes the folders that killed bale processes left in `dir` (bale's
+/// own `.bale/tmp/`, where checkouts stage whole folders): folders with
+/// bale's temp name whose pid is not a running process. Errors are ignored.
+pub fn remove_leftover_dirs_in(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str().filter(|n| is_temp_name(n)) else {
+            continue;
+        };
+        if e.file_type().is_ok_and(|t| t.is_dir()) && !is_alive(pid_of(name)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Renames `from` to `to`, failing if `to` exists (renameat2 with
+/// RENAME_NOREPLACE; where the file system lacks it, a check just before a
+/// plain rename).
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both are NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+        return Err(e);
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    std::fs::rename(from, to)
+}
+
 /// The pid in one of bale's temp names.
 fn pid_of(temp_name: &str) -> Option<u32> {
     temp_name

@@ -310,6 +310,10 @@ pub struct Applied {
 /// Applies a planned checkout. `list_changes`: name every file changed
 /// (for `-v`; 10^6 names are not made otherwise).
 pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar, list_changes: bool) -> Applied {
+    // A folder out made where nothing stands is built aside and renamed in.
+    let staging = (w.out.is_dir() && w.obs.root == workspace::observe::Root::Missing)
+        .then(|| apply::Staging::new(&repo.bale_dir.join("tmp"), &w.out.root))
+        .flatten();
     let outcome = apply::apply(
         &w.plan,
         &w.expected,
@@ -318,6 +322,7 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar, list_changes
         &repo.cache,
         linker,
         bar,
+        staging,
     );
     let mut changes = Changes::default();
     if list_changes {

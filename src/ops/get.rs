@@ -155,7 +155,7 @@ pub fn materialize(
     );
     let bytes = p.write_bytes(&manifest);
     let bar = Bar::files(p.writes.len() as u64, bytes, "get", quiet);
-    let outcome = apply::apply(&p, &manifest, &tmp, &[], &repo.cache, linker, &bar);
+    let outcome = apply::apply(&p, &manifest, &tmp, &[], &repo.cache, linker, &bar, None);
     bar.finish();
     let remove_tmp = || {
         let _ = if tmp.is_dir() {

@@ -16,6 +16,7 @@ use super::plan::CheckoutPlan;
 use crate::cache::{Cache, LinkError, OBJECT_MODE};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{FileStat, LinkType, is_unsupported, stat::content_stat, temp};
+use crate::hash::Hash;
 use crate::manifest::{Entry, Manifest};
 use crate::paths;
 use crate::progress::Bar;
@@ -46,10 +47,26 @@ pub fn place(
     w: Entry<'_>,
     dest: &Path,
 ) -> Result<(FileStat, LinkType)> {
+    place_in(cache, linker, w, dest, None)
+}
+
+/// `place`; with `staged` (the file's final path), `dest` is in a folder no
+/// one else sees until it is renamed into place whole (`Staging`): the file
+/// is made straight at `dest`, and removed if making it fails, with no temp
+/// name and rename.
+fn place_in(
+    cache: &Cache,
+    linker: &Linker,
+    w: Entry<'_>,
+    dest: &Path,
+    staged: Option<&Path>,
+) -> Result<(FileStat, LinkType)> {
+    // Errors name the file where the user will look for it.
+    let named = staged.unwrap_or(dest);
     let fail = |e: LinkError| match e {
-        LinkError::Corrupt => cache.corrupt(w.hash, dest),
-        LinkError::Missing => cache.missing(w.hash, dest),
-        LinkError::Io(e) => Error::io("create", dest, e),
+        LinkError::Corrupt => cache.corrupt(w.hash, named),
+        LinkError::Missing => cache.missing(w.hash, named),
+        LinkError::Io(e) => Error::io("create", named, e),
     };
     let mut made = None;
     if let Some(t) = linker.wanted(w.executable).filter(|t| t.shares_object()) {
@@ -60,19 +77,27 @@ pub fn place(
             Err(e) => return Err(fail(e)),
         }
     }
+    let unsupported = |source| Error::NoLinkType {
+        tried: linker.describe(),
+        path: named.to_path_buf(),
+        source,
+    };
     let link_type = match made {
         Some(t) => t,
+        // `materialize` removes what it made when it fails.
+        None if staged.is_some() => linker
+            .materialize(cache, w.hash, w.size, dest, w.executable)
+            .map_err(|e| match e {
+                Exhausted::Failed(e) => fail(e),
+                Exhausted::Unsupported(source) => unsupported(source),
+            })?,
         None => {
             let tmp = temp::name_in(dest.parent().unwrap_or(Path::new(".")));
             let t = linker
                 .materialize(cache, w.hash, w.size, &tmp, w.executable)
                 .map_err(|e| match e {
                     Exhausted::Failed(e) => fail(e),
-                    Exhausted::Unsupported(source) => Error::NoLinkType {
-                        tried: linker.describe(),
-                        path: dest.to_path_buf(),
-                        source,
-                    },
+                    Exhausted::Unsupported(source) => unsupported(source),
                 })?;
             if let Err(e) = fs::rename(&tmp, dest) {
                 let _ = fs::remove_file(&tmp);
@@ -86,13 +111,13 @@ pub fn place(
             t
         }
     };
-    let mut stat = content_stat(dest).at("read", dest)?;
+    let mut stat = content_stat(dest).at("read", named)?;
     // A hardlink is the object: a chmod of an earlier hardlinked file
     // changed the object's mode, which is put back here.
     if link_type == LinkType::Hardlink && stat.mode != OBJECT_MODE {
         fs::set_permissions(dest, fs::Permissions::from_mode(OBJECT_MODE))
-            .at("make read-only", dest)?;
-        stat = content_stat(dest).at("read", dest)?;
+            .at("make read-only", named)?;
+        stat = content_stat(dest).at("read", named)?;
     }
     // A file that shares the object's blocks was not read: its size is the
     // cheap check of the object (a copy was hashed on the way, a symlink's
@@ -104,7 +129,53 @@ pub fn place(
     Ok((stat, link_type))
 }
 
-/// Carries out `plan`, made for the manifest `expected`, in `root`.
+/// Writes whose objects' pack locations are looked up together: the
+/// lookup holds 48 bytes per object of a run.
+const HINTED_RUN: usize = 1 << 16;
+
+/// A folder out made whole where nothing stood (a checkout after `rm -rf`,
+/// a first checkout, an import): built in a fresh folder of bale's own
+/// (`.bale/tmp/`, on the same file system) and renamed into place at the
+/// end, so that its files are made at their final names with no rename
+/// each, and an interrupted run leaves nothing in the workspace. A leftover
+/// of a killed run is removed by the next one.
+pub struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    /// A staging folder in `base` for the missing folder `root`; `None`
+    /// when there cannot be one (`root`'s parent is missing or on another
+    /// file system than `base`): the out is then made in place.
+    pub fn new(base: &Path, root: &Path) -> Option<Staging> {
+        use std::os::unix::fs::MetadataExt;
+        let parent = root.parent()?;
+        let (b, p) = (fs::metadata(base).ok()?, fs::metadata(parent).ok()?);
+        if b.dev() != p.dev() || fs::symlink_metadata(root).is_ok() {
+            return None;
+        }
+        temp::remove_leftover_dirs_in(base);
+        let dir = temp::name_in(base);
+        fs::create_dir(&dir).ok()?;
+        Some(Staging { dir })
+    }
+
+    /// Renames the staged folder to `root`, which must still not exist.
+    fn finish(self, root: &Path) -> Result<()> {
+        match temp::rename_no_replace(&self.dir, root) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&self.dir);
+                Err(Error::io("move the checked-out folder to", root, e))
+            }
+        }
+    }
+}
+
+/// Carries out `plan`, made for the manifest `expected`, in `root`; with
+/// `staging` (`root` is missing), in the staging folder, renamed to `root`
+/// at the end.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     plan: &CheckoutPlan,
     expected: &Manifest,
@@ -113,9 +184,12 @@ pub fn apply(
     cache: &Cache,
     linker: &Linker,
     bar: &Bar,
+    staging: Option<Staging>,
 ) -> Outcome {
     let errors = Mutex::new(Vec::new());
     let push = |e: Error| errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+    let target = root;
+    let root = staging.as_ref().map_or(root, |s| s.dir.as_path());
 
     for t in stale_temps {
         if let Err(e) = fs::remove_file(t)
@@ -145,24 +219,34 @@ pub fn apply(
         match fs::create_dir(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {}
-            Err(e) => push(Error::io("create the folder", p, e)),
+            Err(e) => push(Error::io("create the folder", paths::join(target, rel), e)),
         }
     }
     // A full disk stops the out: every further file would fail the same way.
     let full = AtomicBool::new(false);
     let not_made = AtomicUsize::new(0);
-    let placed: Vec<Placed> = plan
-        .writes
-        .par_iter()
-        .enumerate()
-        .filter_map(|(i, w)| {
+    // In runs of a bounded size, each with its objects' pack locations
+    // looked up in one pass first.
+    let mut placed: Vec<Placed> = Vec::with_capacity(plan.writes.len());
+    for (run, writes) in plan.writes.chunks(HINTED_RUN).enumerate() {
+        let mut hashes: Vec<Hash> = writes.iter().map(|w| expected.get(w.entry).hash).collect();
+        hashes.par_sort_unstable();
+        hashes.dedup();
+        // Only a hint: a read it cannot answer asks the index itself (and
+        // reports what is wrong with it).
+        let _ = cache.hint_reads(&hashes);
+        drop(hashes);
+        let base = run * HINTED_RUN;
+        placed.par_extend(writes.par_iter().enumerate().filter_map(|(k, w)| {
+            let i = base + k;
             if full.load(Ordering::Relaxed) {
                 not_made.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
             let e = expected.get(w.entry);
             let dest = paths::join(root, e.path);
-            let r = place(cache, linker, e, &dest);
+            let shown = staging.as_ref().map(|_| paths::join(target, e.path));
+            let r = place_in(cache, linker, e, &dest, shown.as_deref());
             bar.inc(e.size);
             bar.file_done();
             match r {
@@ -184,12 +268,24 @@ pub fn apply(
                     None
                 }
             }
-        })
-        .collect();
+        }));
+    }
+    cache.unhint_reads();
     let mut errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
     let not_made = not_made.into_inner();
     if not_made > 0 {
         errors.push(Error::NotMade { count: not_made });
+    }
+    // What was made goes into place even when some files failed, as it
+    // would have made in place: each file there is whole.
+    if let Some(s) = staging
+        && let Err(e) = s.finish(target)
+    {
+        errors.push(e);
+        return Outcome {
+            placed: Vec::new(),
+            errors,
+        };
     }
     Outcome { placed, errors }
 }
