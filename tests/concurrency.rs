@@ -37,41 +37,52 @@ fn many_files(
     })
 }
 
+/// The files (not folders) under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    files
+}
+
 /// Checks that every file under `out` is one of `expected` with its whole
 /// content (temp files aside) and returns how many there are.
 fn whole_files(repo: &Repo, out: &str, expected: &BTreeMap<String, Vec<u8>>) -> usize {
     let mut count = 0;
-    let mut stack = vec![repo.path(out)];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&dir) else { continue };
-        for e in rd {
-            let e = e.unwrap();
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(p);
-                continue;
-            }
-            if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                continue;
-            }
-            let rel = p
-                .strip_prefix(&repo.root)
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned();
-            let want = expected
-                .get(&rel)
-                .unwrap_or_else(|| panic!("unexpected file {rel}"));
-            let got = fs::read(&p).unwrap();
-            assert!(
-                &got == want,
-                "{rel} is partial or wrong: {} bytes instead of {}",
-                got.len(),
-                want.len()
-            );
-            count += 1;
+    for p in files_under(&repo.path(out)) {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(TEMP_PREFIX)
+        {
+            continue;
         }
+        let rel = p
+            .strip_prefix(&repo.root)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let want = expected
+            .get(&rel)
+            .unwrap_or_else(|| panic!("unexpected file {rel}"));
+        let got = fs::read(&p).unwrap();
+        assert!(
+            &got == want,
+            "{rel} is partial or wrong: {} bytes instead of {}",
+            got.len(),
+            want.len()
+        );
+        count += 1;
     }
     count
 }
@@ -135,55 +146,49 @@ fn kill_midway(
 
 /// Removes every file under `dir`, keeping the folders.
 fn remove_files_under(dir: &std::path::Path) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        if e.file_type().unwrap().is_dir() {
-            remove_files_under(&e.path());
-        } else {
-            fs::remove_file(e.path()).unwrap();
-        }
+    for f in files_under(dir) {
+        fs::remove_file(f).unwrap();
     }
 }
 
 /// The whole files of `data` in the staging folders under `.bale/tmp/`
-/// (a fresh checkout builds its out there); panics on a partial one.
+/// (a fresh checkout builds its out there); panics on a file not in it.
 fn staged_whole_files(repo: &Repo, expected: &BTreeMap<String, Vec<u8>>) -> usize {
     let mut count = 0;
     for stage in fs::read_dir(repo.path(".bale/tmp")).unwrap().flatten() {
         if !stage.file_type().unwrap().is_dir() {
             continue;
         }
-        let mut stack = vec![stage.path()];
-        while let Some(dir) = stack.pop() {
-            let Ok(rd) = fs::read_dir(&dir) else { continue };
-            for e in rd.flatten() {
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                    continue;
-                }
-                let rel = e.path().strip_prefix(stage.path()).unwrap().to_owned();
-                let key = format!("data/{}", rel.to_str().unwrap());
-                let want = expected
-                    .get(&key)
-                    .unwrap_or_else(|| panic!("unexpected staged file {key}"));
-                // A file being written is the one partial file allowed:
-                // it is not under its final name until the folder is.
-                if &fs::read(e.path()).unwrap() == want {
-                    count += 1;
-                }
+        for f in files_under(&stage.path()) {
+            let rel = f.strip_prefix(stage.path()).unwrap();
+            let key = format!("data/{}", rel.to_str().unwrap());
+            let want = expected
+                .get(&key)
+                .unwrap_or_else(|| panic!("unexpected staged file {key}"));
+            // A file being written is the one partial file allowed: it is
+            // not under its final name until the folder is.
+            if &fs::read(&f).unwrap() == want {
+                count += 1;
             }
         }
     }
     count
 }
 
-#[test]
-fn a_checkout_killed_with_sigkill_leaves_whole_files_and_a_rerun_completes() {
+/// A repository with `cache.type` copy and 2,500 files added as `data`:
+/// the repository, the files' contents and the tree.
+fn added_copies() -> (Repo, BTreeMap<String, Vec<u8>>, String) {
     let repo = Repo::new();
     repo.cache_type("copy");
     let expected = many_files(&repo, "data", 25, 100);
     repo.bale(&["add", "-q", "data"]).ok();
-    let expected_tree = repo.tree("data");
+    let tree = repo.tree("data");
+    (repo, expected, tree)
+}
+
+#[test]
+fn a_checkout_killed_with_sigkill_leaves_whole_files_and_a_rerun_completes() {
+    let (repo, expected, expected_tree) = added_copies();
 
     // The folders stay: the files are made in place, each beside its
     // final name and renamed over it.
@@ -206,11 +211,7 @@ fn a_checkout_killed_with_sigkill_leaves_whole_files_and_a_rerun_completes() {
 
 #[test]
 fn a_fresh_checkout_killed_with_sigkill_leaves_no_folder_and_a_rerun_completes() {
-    let repo = Repo::new();
-    repo.cache_type("copy");
-    let expected = many_files(&repo, "data", 25, 100);
-    repo.bale(&["add", "-q", "data"]).ok();
-    let expected_tree = repo.tree("data");
+    let (repo, expected, expected_tree) = added_copies();
 
     // Nothing stands where the out goes: it is built in `.bale/tmp/` and
     // renamed into place whole, so a kill leaves no `data` at all.

@@ -79,33 +79,33 @@ pub fn remove_leftovers_in(dir: &Path) {
             return;
         }
     }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str().filter(|n| is_temp_name(n)) else {
-            continue;
-        };
-        if e.file_type().is_ok_and(|t| t.is_file()) && !is_alive(pid_of(name)) {
+    for e in dead_leftovers(dir) {
+        if e.file_type().is_ok_and(|t| t.is_file()) {
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// The entries of `dir` with bale's temp name whose pid is not a running
+/// process.
+fn dead_leftovers(dir: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| is_temp_name(n) && !is_alive(pid_of(n)))
+        })
 }
 
 /// Removes the folders that killed bale processes left in `dir` (bale's
 /// own `.bale/tmp/`, where checkouts stage whole folders): folders with
 /// bale's temp name whose pid is not a running process. Errors are ignored.
 pub fn remove_leftover_dirs_in(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str().filter(|n| is_temp_name(n)) else {
-            continue;
-        };
-        if e.file_type().is_ok_and(|t| t.is_dir()) && !is_alive(pid_of(name)) {
+    for e in dead_leftovers(dir) {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }

@@ -105,14 +105,7 @@ pub fn plan_out(
     // is needed further on, not one more copy of every file.
     let snapshot = snapshot.map(Snapshot::header_only);
     let expected = expected_of(repo, &o)?;
-    let corrupt = obs
-        .corrupt
-        .iter()
-        .map(|(h, p)| {
-            repo.cache.set_aside(*h);
-            repo.cache.corrupt(*h, display_path(&o.key, p))
-        })
-        .collect();
+    let corrupt = corrupt_objects(repo, &o, &obs);
     let mut plan = plan::plan(
         &expected,
         o.is_dir(),
@@ -230,14 +223,7 @@ fn plan_few(
         recorded,
     );
     let obs = workspace::observe(&o.root, Some(few), Some(&recorded), &repo.cache, quiet)?;
-    let corrupt = obs
-        .corrupt
-        .iter()
-        .map(|(h, p)| {
-            repo.cache.set_aside(*h);
-            repo.cache.corrupt(*h, display_path(&o.key, p))
-        })
-        .collect();
+    let corrupt = corrupt_objects(repo, &o, &obs);
     let plan = plan::plan(
         &expected,
         true,
@@ -262,6 +248,18 @@ fn plan_few(
         few: true,
         relink: false,
     })))
+}
+
+/// The cache objects an observation found corrupt, each set aside, as the
+/// errors to report.
+fn corrupt_objects(repo: &Repo, o: &Out, obs: &Observation) -> Vec<Error> {
+    obs.corrupt
+        .iter()
+        .map(|(h, p)| {
+            repo.cache.set_aside(*h);
+            repo.cache.corrupt(*h, display_path(&o.key, p))
+        })
+        .collect()
 }
 
 /// Refuses a plan that would remove or replace anything while an object it
@@ -460,7 +458,7 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
         })
     };
     if w.few {
-        return snapshot_spliced(w, placed, linker);
+        return snapshot_spliced(w, snapshot::merge(kept(), placed_rows()), &placed, linker);
     }
     let mut made: Vec<(u64, u64)> = placed
         .iter()
@@ -498,12 +496,16 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
 /// snapshot with the departed files' rows replaced. Hard links made now
 /// change the stat of every file sharing their inode: those files are
 /// stat'ed again, wherever they are in the out.
-fn snapshot_spliced(w: &Work, placed: Vec<apply::Placed>, linker: &Linker) -> Result<Snapshot> {
+fn snapshot_spliced<'a>(
+    w: &'a Work,
+    rows: impl Iterator<Item = SnapshotEntry<'a>>,
+    placed: &[apply::Placed],
+    linker: &Linker,
+) -> Result<Snapshot> {
     let old = w
         .old
         .as_ref()
         .unwrap_or_else(|| unreachable!("a repair of a few files keeps its snapshot"));
-    let writes = &w.plan.writes;
     let mut inodes: Vec<u64> = placed
         .iter()
         .filter(|p| p.stat.nlink > 1)
@@ -515,22 +517,8 @@ fn snapshot_spliced(w: &Work, placed: Vec<apply::Placed>, linker: &Linker) -> Re
         let abs = crate::paths::join(&w.out.root, p);
         crate::fsutil::stat::content_stat(&abs).at("read", &abs)
     };
-    let mut rows: Vec<SnapshotEntry> = w
-        .plan
-        .kept
-        .iter()
-        .filter_map(|&(i, _)| snapshot::row_of(&w.obs.files[i]))
-        .chain(placed.iter().map(|p| {
-            let e = w.expected.get(writes[p.write].entry);
-            SnapshotEntry {
-                path: e.path,
-                stat: p.stat,
-                hash: e.hash,
-                link: Some(p.link_type),
-            }
-        }))
-        .collect();
-    rows.sort_unstable_by(|a, b| a.path.cmp(b.path));
+    // The departed files' rows, in path order (few).
+    let mut rows: Vec<SnapshotEntry> = rows.collect();
     for r in &mut rows {
         if r.stat.nlink > 1 && inodes.binary_search(&r.stat.ino).is_ok() {
             r.stat = restat(r.path)?;
