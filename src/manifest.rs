@@ -90,23 +90,13 @@ impl Manifest {
     /// Builds a directory's manifest from entries in any order, checking them
     /// as the decoder does: every path safe, none twice, none both a file and
     /// a folder. The error says what is wrong.
-    pub fn new(mut entries: Vec<ManifestEntry>) -> Result<Manifest, String> {
-        entries.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        entries.par_iter().try_for_each(|e| {
-            paths::check_relative(&e.path).map_err(|r| format!("path {:?}: {r}", e.path))
-        })?;
-        if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
-            return Err(format!("{:?} is listed twice", w[0].path));
+    pub fn new(entries: Vec<ManifestEntry>) -> Result<Manifest, String> {
+        let mut b = Builder::default();
+        for e in &entries {
+            b.push(&e.path, e.hash, e.size, e.executable)?;
         }
-        let mut m = Manifest {
-            paths: String::with_capacity(entries.iter().map(|e| e.path.len()).sum()),
-            slots: Vec::with_capacity(entries.len()),
-        };
-        for e in entries {
-            m.push(&e.path, e.hash, e.size, e.executable)?;
-        }
-        check_no_file_is_a_folder(&m)?;
-        Ok(m)
+        drop(entries);
+        b.finish()
     }
 
     /// Builds a directory's manifest from entries already in path order,
@@ -349,7 +339,7 @@ impl Builder {
             start,
             len_x: path.len() as u32 | if executable { EXECUTABLE_BIT } else { 0 },
         });
-        self.size += size;
+        self.size = self.size.saturating_add(size);
         Ok(())
     }
 
@@ -361,7 +351,8 @@ impl Builder {
         self.items.is_empty()
     }
 
-    /// The sum of the entries' sizes.
+    /// The sum of the entries' sizes (saturating: sizes are what an archive
+    /// declares).
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -468,10 +459,7 @@ fn find_line(
         let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
         let line = std::str::from_utf8(&body[start..end]).map_err(|_| "not UTF-8".to_string())?;
         let line = line.strip_suffix('\r').unwrap_or(line);
-        let (hash, size, executable, escaped) = match fields_of(line) {
-            Some(f) => f,
-            None => fields_or_why(line)?,
-        };
+        let (hash, size, executable, escaped) = line_fields(line)?;
         let mut path = String::with_capacity(escaped.len());
         if !unescape_into(escaped, &mut path) {
             return Err(format!("bad escape in path {escaped:?}"));
@@ -576,10 +564,7 @@ fn decode_piece(text: &[u8]) -> std::result::Result<Piece, (usize, String)> {
         line_start = line_end + 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
         let err = |m: String| (i, m);
-        let (hash, size, executable, path) = match fields_of(line) {
-            Some(f) => f,
-            None => fields_or_why(line).map_err(err)?,
-        };
+        let (hash, size, executable, path) = line_fields(line).map_err(err)?;
         let start = p.paths.len();
         if !unescape_into(path, &mut p.paths) {
             return Err(err("bad escape in path".into()));
@@ -603,6 +588,15 @@ fn decode_piece(text: &[u8]) -> std::result::Result<Piece, (usize, String)> {
         });
     }
     Ok(p)
+}
+
+/// The fields of a line: read at their fixed places, or by the careful
+/// parser, which says what is wrong with a bad line.
+fn line_fields(line: &str) -> std::result::Result<(Hash, u64, bool, &str), String> {
+    match fields_of(line) {
+        Some(f) => Ok(f),
+        None => fields_or_why(line),
+    }
 }
 
 /// `<32 hex digits> <size> <x|-> <path>`, read at the fields' fixed places;
@@ -789,8 +783,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// A builder fed entries in any order makes what `Manifest::new`
-        /// makes of them, or refuses what it refuses.
+        /// A builder fed entries in any order makes what building them
+        /// sorted, one by one, makes, or refuses what that refuses.
         #[test]
         fn a_builder_equals_new(
             paths in proptest::collection::vec("[ab.]{1,2}(/[ab]{1,2})?", 0..40),
@@ -814,9 +808,21 @@ mod tests {
             proptest::prop_assert_eq!(b.len(), entries.len());
             proptest::prop_assert_eq!(b.size(), entries.iter().map(|e| e.size).sum::<u64>());
             let built = b.finish();
-            let new = Manifest::new(entries);
-            proptest::prop_assert_eq!(built.is_ok(), new.is_ok(), "{:?} {:?}", built, new);
-            if let (Ok(b), Ok(n)) = (built, new) {
+            // The oracle: the same entries sorted, checked one by one.
+            let mut sorted = entries.clone();
+            sorted.sort_by(|a, b| a.path.cmp(&b.path));
+            let one_by_one = Manifest::from_sorted(
+                sorted.iter().map(|e| Entry {
+                    path: &e.path,
+                    hash: e.hash,
+                    size: e.size,
+                    executable: e.executable,
+                }),
+                sorted.len(),
+                0,
+            );
+            proptest::prop_assert_eq!(built.is_ok(), one_by_one.is_ok(), "{:?} {:?}", built, one_by_one);
+            if let (Ok(b), Ok(n)) = (built, one_by_one) {
                 proptest::prop_assert_eq!(b, n);
             }
         }

@@ -199,10 +199,7 @@ impl Snapshot {
             out.push(&r);
             share(link_byte(r.link));
         }
-        let common = common.flatten().and_then(|byte| match byte {
-            0 => None,
-            n => LinkType::ALL.get(usize::from(n) - 1).copied(),
-        });
+        let common = common.flatten().and_then(link_of_byte);
         Ok((out, common))
     }
 }
@@ -221,8 +218,8 @@ fn raw_entry(b: &[u8]) -> Option<RawEntry<'_>> {
     let fixed = b.get(4 + n..4 + n + FIXED_BYTES)?;
     Some(RawEntry {
         path: &b[4..4 + n],
-        ino: u64::from_le_bytes(fixed[29..37].try_into().ok()?),
-        link: fixed[53],
+        ino: u64::from_le_bytes(fixed[INO_AT..INO_AT + 8].try_into().ok()?),
+        link: fixed[LINK_AT],
         len: 4 + n + FIXED_BYTES,
     })
 }
@@ -232,6 +229,12 @@ fn link_byte(link: Option<LinkType>) -> u8 {
     link.map_or(0, |t| {
         1 + LinkType::ALL.iter().position(|a| *a == t).unwrap_or(0) as u8
     })
+}
+
+/// The link type a link byte encodes (`None`: not known, or no such type).
+fn link_of_byte(byte: u8) -> Option<LinkType> {
+    byte.checked_sub(1)
+        .and_then(|i| LinkType::ALL.get(usize::from(i)).copied())
 }
 
 /// Entries being encoded for a snapshot; push them in path order.
@@ -621,9 +624,9 @@ fn encode_entry(
     fixed[5..13].copy_from_slice(&stat.size.to_le_bytes());
     fixed[13..21].copy_from_slice(&stat.mtime_ns.to_le_bytes());
     fixed[21..29].copy_from_slice(&stat.ctime_ns.to_le_bytes());
-    fixed[29..37].copy_from_slice(&stat.ino.to_le_bytes());
+    fixed[INO_AT..INO_AT + 8].copy_from_slice(&stat.ino.to_le_bytes());
     fixed[37..53].copy_from_slice(&hash.to_bytes());
-    fixed[53] = link_byte(link);
+    fixed[LINK_AT] = link_byte(link);
     out.reserve(4 + path.len() + FIXED_BYTES);
     out.extend_from_slice(&(path.len() as u32).to_le_bytes());
     out.extend_from_slice(path.as_bytes());
@@ -633,6 +636,10 @@ fn encode_entry(
 /// The bytes of an entry after its path: kind, mode, size, mtime, ctime,
 /// inode, hash, link type.
 const FIXED_BYTES: usize = 1 + 4 + 8 + 8 + 8 + 8 + 16 + 1;
+
+/// Where the inode and the link byte are in the fixed fields.
+const INO_AT: usize = 1 + 4 + 8 + 8 + 8;
+const LINK_AT: usize = FIXED_BYTES - 1;
 
 /// Decodes the entry at the front of `b` and moves past it; `None` at the
 /// end or on malformed bytes.
@@ -664,7 +671,7 @@ fn decode_entry<'a>(b: &mut &'a [u8]) -> Option<SnapshotEntry<'a>> {
     let hash = Hash::from_bytes(arr(b)?);
     let link = match arr::<1>(b)?[0] {
         0 => None,
-        n => Some(*LinkType::ALL.get(usize::from(n) - 1)?),
+        n => Some(link_of_byte(n)?),
     };
     Some(SnapshotEntry {
         path,

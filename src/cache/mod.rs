@@ -495,8 +495,13 @@ impl Cache {
 
     /// Reads and checks the manifest object `hash` of the out at `out`.
     pub fn read_manifest(&self, hash: Hash, out: &Path) -> Result<Manifest> {
+        Manifest::decode(&self.manifest_bytes(hash, out)?, hash)
+    }
+
+    /// The checked bytes of the manifest `hash` of the out at `out`.
+    fn manifest_bytes(&self, hash: Hash, out: &Path) -> Result<Vec<u8>> {
         match self.read_bytes(hash) {
-            Ok(Some(bytes)) => Manifest::decode(&bytes, hash),
+            Ok(Some(bytes)) => Ok(bytes),
             Ok(None) => Err(self.missing(hash, out)),
             Err(ReadError::Corrupt) => Err(self.corrupt(hash, out)),
             Err(ReadError::Io(e)) => Err(e),
@@ -512,19 +517,21 @@ impl Cache {
         out: &Path,
         paths: &[&str],
     ) -> Result<Option<Manifest>> {
-        match self.read_bytes(hash) {
-            Ok(Some(bytes)) => Manifest::decode_at(&bytes, hash, paths),
-            Ok(None) => Err(self.missing(hash, out)),
-            Err(ReadError::Corrupt) => Err(self.corrupt(hash, out)),
-            Err(ReadError::Io(e)) => Err(e),
-        }
+        Manifest::decode_at(&self.manifest_bytes(hash, out)?, hash, paths)
     }
 
     /// Looks up, in one pass over the pack index, which of the objects
-    /// `hashes` (sorted, distinct) are packed and where, for the reads that
-    /// follow (until `unhint_reads`). Without packs it does nothing.
-    pub fn hint_reads(&self, hashes: &[Hash]) -> Result<()> {
-        self.packs.hint(hashes)
+    /// `hashes` are packed and where, for the reads that follow (until
+    /// `unhint_reads`). In a cache without packs it does nothing, not even
+    /// collect the hashes.
+    pub fn hint_reads(&self, hashes: impl Iterator<Item = Hash>) -> Result<()> {
+        if !self.packs.exist() {
+            return Ok(());
+        }
+        let mut hashes: Vec<Hash> = hashes.collect();
+        hashes.par_sort_unstable();
+        hashes.dedup();
+        self.packs.hint(&hashes)
     }
 
     pub fn unhint_reads(&self) {

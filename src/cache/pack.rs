@@ -467,6 +467,13 @@ impl Packs {
         self.dir.join(pack_name(id))
     }
 
+    /// Whether this cache has packs (or an index of them) at all.
+    pub fn exist(&self) -> bool {
+        guard(&self.index).is_some()
+            || self.index_path().exists()
+            || self.any_pack().unwrap_or(true)
+    }
+
     /// Whether any pack file exists.
     fn any_pack(&self) -> Result<bool> {
         Ok(!self.pack_ids()?.is_empty())

@@ -14,9 +14,8 @@ use rayon::prelude::*;
 use super::link::{Exhausted, Linker};
 use super::plan::CheckoutPlan;
 use crate::cache::{Cache, LinkError, OBJECT_MODE};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::{FileStat, LinkType, is_unsupported, stat::content_stat, temp};
-use crate::hash::Hash;
 use crate::manifest::{Entry, Manifest};
 use crate::paths;
 use crate::progress::Bar;
@@ -50,7 +49,7 @@ pub fn place(
     place_in(cache, linker, w, dest, None)
 }
 
-/// `place`; with `staged` (the file's final path), `dest` is in a folder no
+/// `place`; with `staged` (the out's final root), `dest` is in a folder no
 /// one else sees until it is renamed into place whole (`Staging`): the file
 /// is made straight at `dest`, and removed if making it fails, with no temp
 /// name and rename.
@@ -61,12 +60,13 @@ fn place_in(
     dest: &Path,
     staged: Option<&Path>,
 ) -> Result<(FileStat, LinkType)> {
-    // Errors name the file where the user will look for it.
-    let named = staged.unwrap_or(dest);
+    // Errors name the file where the user will look for it (made only for
+    // an error: not a path per file of a checkout).
+    let named = || staged.map_or_else(|| dest.to_path_buf(), |root| paths::join(root, w.path));
     let fail = |e: LinkError| match e {
-        LinkError::Corrupt => cache.corrupt(w.hash, named),
-        LinkError::Missing => cache.missing(w.hash, named),
-        LinkError::Io(e) => Error::io("create", named, e),
+        LinkError::Corrupt => cache.corrupt(w.hash, named()),
+        LinkError::Missing => cache.missing(w.hash, named()),
+        LinkError::Io(e) => Error::io("create", named(), e),
     };
     let mut made = None;
     if let Some(t) = linker.wanted(w.executable).filter(|t| t.shares_object()) {
@@ -79,7 +79,7 @@ fn place_in(
     }
     let unsupported = |source| Error::NoLinkType {
         tried: linker.describe(),
-        path: named.to_path_buf(),
+        path: named(),
         source,
     };
     let link_type = match made {
@@ -111,13 +111,13 @@ fn place_in(
             t
         }
     };
-    let mut stat = content_stat(dest).at("read", named)?;
+    let mut stat = content_stat(dest).map_err(|e| Error::io("read", named(), e))?;
     // A hardlink is the object: a chmod of an earlier hardlinked file
     // changed the object's mode, which is put back here.
     if link_type == LinkType::Hardlink && stat.mode != OBJECT_MODE {
         fs::set_permissions(dest, fs::Permissions::from_mode(OBJECT_MODE))
-            .at("make read-only", named)?;
-        stat = content_stat(dest).at("read", named)?;
+            .map_err(|e| Error::io("make read-only", named(), e))?;
+        stat = content_stat(dest).map_err(|e| Error::io("read", named(), e))?;
     }
     // A file that shares the object's blocks was not read: its size is the
     // cheap check of the object (a copy was hashed on the way, a symlink's
@@ -229,13 +229,9 @@ pub fn apply(
     // looked up in one pass first.
     let mut placed: Vec<Placed> = Vec::with_capacity(plan.writes.len());
     for (run, writes) in plan.writes.chunks(HINTED_RUN).enumerate() {
-        let mut hashes: Vec<Hash> = writes.iter().map(|w| expected.get(w.entry).hash).collect();
-        hashes.par_sort_unstable();
-        hashes.dedup();
         // Only a hint: a read it cannot answer asks the index itself (and
         // reports what is wrong with it).
-        let _ = cache.hint_reads(&hashes);
-        drop(hashes);
+        let _ = cache.hint_reads(writes.iter().map(|w| expected.get(w.entry).hash));
         let base = run * HINTED_RUN;
         placed.par_extend(writes.par_iter().enumerate().filter_map(|(k, w)| {
             let i = base + k;
@@ -245,8 +241,7 @@ pub fn apply(
             }
             let e = expected.get(w.entry);
             let dest = paths::join(root, e.path);
-            let shown = staging.as_ref().map(|_| paths::join(target, e.path));
-            let r = place_in(cache, linker, e, &dest, shown.as_deref());
+            let r = place_in(cache, linker, e, &dest, staging.as_ref().map(|_| target));
             bar.inc(e.size);
             bar.file_done();
             match r {
