@@ -30,6 +30,8 @@ pub enum Error {
     AlreadyInitialized(PathBuf),
     #[error("malformed pointer file {}: {message}", path.display())]
     MalformedPointer { path: PathBuf, message: String },
+    #[error("the pointer file {} has merge conflict markers", crate::paths::quoted(.0))]
+    PointerConflict(PathBuf),
     #[error("malformed manifest {hash} in the cache: {message}")]
     MalformedManifest { hash: Hash, message: String },
     #[error("malformed configuration file {}: {message}", path.display())]
@@ -46,8 +48,23 @@ pub enum Error {
     OutsideRepository { path: PathBuf, root: PathBuf },
     #[error("{} is inside the tracked out {}", path.display(), out.display())]
     InsideOut { path: PathBuf, out: PathBuf },
+    #[error("{} is inside the out {}: this command works on whole outs", path.display(), out.display())]
+    WholeOutsOnly { path: PathBuf, out: PathBuf },
     #[error("{} holds the tracked out {}: outs cannot overlap", path.display(), out.display())]
     HoldsOut { path: PathBuf, out: PathBuf },
+    #[error(
+        "{}: its out {out} overlaps the out {other_out} of {}: outs cannot overlap",
+        crate::paths::quoted(pointer),
+        crate::paths::quoted(other_pointer)
+    )]
+    OutsOverlap {
+        pointer: PathBuf,
+        out: String,
+        other_pointer: PathBuf,
+        other_out: String,
+    },
+    #[error("the out {out} is claimed by more than one pointer file: {}", pointers.iter().map(|p| crate::paths::quoted(p)).collect::<Vec<_>>().join(" and "))]
+    ClaimedTwice { out: String, pointers: Vec<PathBuf> },
     #[error("{} goes through the symlink {}: bale does not follow symlinked folders to an out", path.display(), symlink.display())]
     SymlinkOnPath { path: PathBuf, symlink: PathBuf },
     #[error("{} cannot be tracked: {reason}", path.display())]
@@ -96,6 +113,12 @@ pub enum Error {
         path: PathBuf,
         cache: PathBuf,
     },
+    #[error("{} was edited in place through its link to the cache object {hash}, which changed with it: that object is set aside, no longer served from the cache {}", crate::paths::quoted(path), cache.display())]
+    EditedInPlace {
+        hash: Hash,
+        path: PathBuf,
+        cache: PathBuf,
+    },
     #[error("checkout would overwrite or delete content that is not in the cache:\n{}", list_paths(.0))]
     WouldLoseData(Vec<PathBuf>),
     #[error("no link type in cache.type {tried:?} works for {}", path.display())]
@@ -113,8 +136,12 @@ pub enum Error {
     },
     #[error("cache.dir is set ({}): other repositories may share this cache, and gc sees only this one's pointer files", .0.display())]
     SharedCache(PathBuf),
-    #[error("{count} of the outs could not be completed (see the errors above)")]
-    Incomplete { count: usize },
+    #[error("{count} of {} could not be completed (see the errors above)", if *total == 1 { "1 out".to_owned() } else { format!("{total} outs") })]
+    Incomplete { count: usize, total: usize },
+    #[error("the command did not complete: {} (see above)", if *count == 1 { "1 error".to_owned() } else { format!("{count} errors") })]
+    Errors { count: usize },
+    #[error("{} of the cache {} corrupt (named above)", if *count == 1 { "1 object".to_owned() } else { format!("{count} objects") }, if *count == 1 { "is" } else { "are" })]
+    CorruptFound { count: usize },
     #[error("{}: {}", crate::paths::quoted(archive), match entry {
         Some(e) => format!("entry {}: {reason}", crate::paths::quoted_str(e)),
         None => reason.clone(),
@@ -124,8 +151,8 @@ pub enum Error {
         entry: Option<String>,
         reason: String,
     },
-    #[error("{count} more files of the out were not made: the disk is full")]
-    NotMade { count: usize },
+    #[error("{count} more files of the out were not made: {reason}")]
+    NotMade { count: usize, reason: &'static str },
     #[error("{} exists and is not the out of this archive", crate::paths::quoted(.0))]
     DestinationExists(PathBuf),
     #[error("{0} is not set")]
@@ -259,6 +286,12 @@ impl Error {
                 "remove it first with `bale remote remove {name}`, or choose another name"
             )),
             Error::Remote { remote, problem, .. } => remote_hint(remote, *problem),
+            Error::CorruptFound { .. } => Some(
+                "they are set aside and no longer served: get them back with `bale fetch` (from a remote) or by adding the data again; `bale gc` forgets those nothing references".into(),
+            ),
+            Error::EditedInPlace { .. } => Some(
+                "record the edit with `bale commit`; the previous version is lost unless a remote holds it (`bale fetch`, then `bale checkout --force`)".into(),
+            ),
             Error::CorruptObject { .. } => Some(
                 "run `bale fsck` to check the whole cache; `bale checkout --force` remakes workspace files from sound objects".into(),
             ),
@@ -269,6 +302,13 @@ impl Error {
                 "import with --force to replace {} with the archive's content, or name another destination",
                 crate::paths::quoted(p)
             )),
+            Error::NoLinkType { tried, .. } => Some(if tried.split(',').any(|t| t == "copy") {
+                "check that the cache's file system can be written".into()
+            } else {
+                format!(
+                    "end the chain with a type that works everywhere: `bale config cache.type {tried},copy`"
+                )
+            }),
             Error::NoSpace { .. } => {
                 Some("free some space on that disk (`bale gc` drops unreferenced objects), then run the command again".into())
             }
@@ -277,6 +317,13 @@ impl Error {
                 out.display(),
                 out.display()
             )),
+            Error::OutsOverlap { pointer, .. } => Some(format!(
+                "fix or remove {} (each out has one pointer file, and no out holds another); `git log -p` shows how it changed",
+                crate::paths::quoted(pointer)
+            )),
+            Error::ClaimedTwice { .. } => Some(
+                "keep one of them: remove the other pointer file, or fix its `path`".into(),
+            ),
             Error::SymlinkOnPath { symlink, .. } => Some(format!(
                 "use the real path instead of {}",
                 symlink.display()
@@ -286,6 +333,10 @@ impl Error {
             Error::CacheMissing(_) => Some(
                 "mount or restore it, or point `cache.dir` at the right folder (`bale config cache.dir PATH`)".into(),
             ),
+            Error::WholeOutsOnly { out, .. } => Some(format!(
+                "name the whole out, {}; `bale status` and `bale diff` take a path inside an out",
+                out.display()
+            )),
             Error::InsideOut { out, .. } => Some(format!(
                 "re-add the whole out with `bale add {}`",
                 out.display()
@@ -311,6 +362,10 @@ impl Error {
             Error::NotAGitRepository { .. } => Some(
                 "commit the pointer files to git first (`git init`); `bale gc --workspace` (or `bale gc` with no option) keeps what the workspace references without git".into(),
             ),
+            Error::PointerConflict(p) => Some(format!(
+                "resolve the conflict: keep one side (`git checkout --ours {0}` or `--theirs {0}`), `git add {0}`, then `bale checkout`",
+                crate::paths::quoted(p)
+            )),
             Error::MalformedPointer { .. } => {
                 Some("fix the file by hand or restore it from git".into())
             }

@@ -82,6 +82,7 @@ fn outs_of_pointer(repo: &Repo, pointer: &Path) -> Result<Vec<Out>> {
                 reason,
             })?;
             check_no_symlink_on_the_way(&repo.root, &root)?;
+            check_claim(repo, pointer, &record.path, &key, &root)?;
             Ok(Out {
                 pointer: pointer.to_path_buf(),
                 index,
@@ -92,6 +93,70 @@ fn outs_of_pointer(repo: &Repo, pointer: &Path) -> Result<Vec<Out>> {
             })
         })
         .collect()
+}
+
+/// Refuses an out that a pointer file may not name, with `add`'s
+/// refusals: a `.gitignore` file, a pointer file (itself included), a path
+/// inside another out, an out whose own pointer file is another one.
+fn check_claim(repo: &Repo, pointer: &Path, listed: &str, key: &str, root: &Path) -> Result<()> {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let refuse = |reason| {
+        Err(Error::UnsafePath {
+            path: listed.to_owned(),
+            source_file: pointer.to_path_buf(),
+            reason,
+        })
+    };
+    if name == ".gitignore" {
+        return refuse("a .gitignore file cannot be an out (bale edits them; git tracks them)");
+    }
+    if name.ends_with(pointer::SUFFIX) {
+        return refuse("a pointer file cannot be an out (git tracks pointer files)");
+    }
+    if let Some((other, _)) = enclosing_out(repo, root) {
+        return Err(Error::OutsOverlap {
+            pointer: pointer.to_path_buf(),
+            out: key.to_owned(),
+            other_pointer: other.clone(),
+            other_out: repo.relative(&other.with_extension(""))?,
+        });
+    }
+    let own = pointer::pointer_path(root);
+    if own != pointer && own.is_file() {
+        return Err(Error::ClaimedTwice {
+            out: key.to_owned(),
+            pointers: vec![own, pointer.to_path_buf()],
+        });
+    }
+    Ok(())
+}
+
+/// Refuses outs of different pointer files that overlap: the same out
+/// claimed twice, or one inside another.
+fn check_no_overlap(outs: &[Out]) -> Result<()> {
+    use std::collections::HashMap;
+    let by_key: HashMap<&str, &Out> = outs.iter().map(|o| (o.key.as_str(), o)).collect();
+    for o in outs {
+        if let Some(other) = by_key.get(o.key.as_str())
+            && other.pointer != o.pointer
+        {
+            return Err(Error::ClaimedTwice {
+                out: o.key.clone(),
+                pointers: vec![other.pointer.clone(), o.pointer.clone()],
+            });
+        }
+        for (k, _) in o.key.match_indices('/') {
+            if let Some(outer) = by_key.get(&o.key[..k]) {
+                return Err(Error::OutsOverlap {
+                    pointer: o.pointer.clone(),
+                    out: o.key.clone(),
+                    other_pointer: outer.pointer.clone(),
+                    other_out: outer.key.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a path that goes through a symlinked folder below the
@@ -173,7 +238,7 @@ pub fn resolve(repo: &Repo, cwd: &Path, targets: &[PathBuf], inside: Inside) -> 
         if let Some((p, sub)) = enclosing_out(repo, &abs) {
             let out_root = p.with_extension("");
             if inside == Inside::Refuse {
-                return Err(Error::InsideOut {
+                return Err(Error::WholeOutsOnly {
                     path: t.clone(),
                     out: out_root,
                 });
@@ -206,10 +271,11 @@ pub fn resolve(repo: &Repo, cwd: &Path, targets: &[PathBuf], inside: Inside) -> 
                 continue;
             }
             out.subpath = subpath.clone();
-            if seen.insert((out.key.clone(), out.subpath.clone())) {
+            if seen.insert((out.key.clone(), out.pointer.clone(), out.subpath.clone())) {
                 outs.push(out);
             }
         }
     }
+    check_no_overlap(&outs)?;
     Ok(outs)
 }

@@ -36,6 +36,10 @@ pub struct OutRecord {
     /// File outs only: the file's executable bit.
     #[serde(default, skip_serializing_if = "is_false")]
     pub executable: bool,
+    /// Folder outs only: symlinks in the folder are not part of the out
+    /// (`add --skip-symlinks`), for this and every later command.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_symlinks: bool,
     #[serde(flatten)]
     pub extra: serde_yaml::Mapping,
 }
@@ -71,6 +75,14 @@ impl PointerFile {
             path: path.to_path_buf(),
             message,
         };
+        // A byte order mark, as some editors write, is not a YAML document.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text
+            .lines()
+            .any(|l| l.starts_with("<<<<<<< ") || l == "=======" || l.starts_with(">>>>>>> "))
+        {
+            return Err(Error::PointerConflict(path.to_path_buf()));
+        }
         let p: PointerFile = serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?;
         if p.outs.is_empty() {
             return Err(bad("`outs` is empty".into()));

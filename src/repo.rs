@@ -61,6 +61,7 @@ impl Repo {
             fs::create_dir_all(&d).at("create", &d)?;
         }
         crate::fsutil::write_atomic(&bale_dir.join(".gitignore"), GITIGNORE.as_bytes())?;
+        temp_key(&bale_dir);
         crate::fsutil::write_atomic(
             &bale_dir.join("config.yaml"),
             b"# bale configuration: see `bale config --help`\n",
@@ -72,6 +73,7 @@ impl Repo {
         let root = find_root(start)?;
         let bale_dir = root.join(BALE_DIR);
         let (lock, held) = lock(&bale_dir.join("lock"), access)?;
+        crate::fsutil::temp::set_key(temp_key(&bale_dir));
         let config = ConfigFiles::in_dir(&bale_dir);
         let settings = config.settings()?;
         let cache = Cache::new(match &settings.cache_dir {
@@ -157,6 +159,53 @@ impl Repo {
         })
     }
 }
+
+/// The repository's key for tagging temp names (`fsutil::temp`), from
+/// `.bale/temp-key`, made on first use. Should it be unreadable, or not
+/// writable, a random key of this process's own is used: then no file left
+/// by an earlier run is taken for bale's, which is the safe side (a
+/// leftover shows as an untracked file rather than a user's file being
+/// deleted).
+fn temp_key(bale_dir: &Path) -> [u8; 16] {
+    use crate::fsutil::temp;
+    let path = bale_dir.join(TEMP_KEY);
+    let parse = |text: &str| -> Option<[u8; 16]> {
+        let v = u128::from_str_radix(text.trim(), 16).ok()?;
+        (text.trim().len() == 32).then(|| v.to_be_bytes())
+    };
+    if let Some(k) = fs::read_to_string(&path).ok().as_deref().and_then(parse) {
+        return k;
+    }
+    let key = temp::new_key();
+    let text = format!("{:032x}\n", u128::from_be_bytes(key));
+    // Made aside and renamed in without replacing: two processes making it
+    // at once agree on the first one's.
+    // (Not through `temp::create_in`, whose names need the key.)
+    let tmp = bale_dir.join(format!(
+        "{TEMP_KEY}.{:032x}",
+        u128::from_be_bytes(temp::new_key())
+    ));
+    let made = (|| -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        temp::rename_no_replace(&tmp, &path)
+    })();
+    let _ = fs::remove_file(&tmp);
+    match made {
+        Ok(()) => key,
+        Err(_) => fs::read_to_string(&path)
+            .ok()
+            .as_deref()
+            .and_then(parse)
+            .unwrap_or(key),
+    }
+}
+
+/// Where a repository keeps its temp-name key.
+const TEMP_KEY: &str = "temp-key";
 
 #[cfg(test)]
 mod tests {

@@ -94,8 +94,8 @@ pub enum Adopted {
     },
     /// An object with this content was already there; the file is untouched.
     Exists { hash: Hash, size: u64 },
-    /// The file changed while it was read, or cannot be linked into the
-    /// cache (another file system): store a copy instead.
+    /// The file changed while it was read, has other hard links, or cannot
+    /// be linked into the cache (another file system): store a copy instead.
     Changed,
 }
 
@@ -140,6 +140,23 @@ impl Cache {
     /// loose objects (how symlinked workspace files are recognised).
     pub fn symlink_object(&self, target: &Path) -> Option<Hash> {
         self.hash_of_loose_path(target)
+    }
+
+    /// The object a symlink target names when it is the path of an object
+    /// in another place (the cache was moved, and `cache.dir` set to its
+    /// new place) that this cache holds: such a symlink is a link of bale's,
+    /// not content of the user's, to be made again into this cache.
+    pub fn moved_object(&self, target: &Path) -> Option<Hash> {
+        if target.starts_with(&self.dir) {
+            return None;
+        }
+        let mut parts = target.iter().rev();
+        let (b, a) = (parts.next()?.to_str()?, parts.next()?.to_str()?);
+        if a.len() != 2 || b.len() != 30 {
+            return None;
+        }
+        let hash: Hash = format!("{a}{b}").parse().ok()?;
+        self.contains(hash).then_some(hash)
     }
 
     fn hash_of_loose_path(&self, path: &Path) -> Option<Hash> {
@@ -388,8 +405,9 @@ impl Cache {
     /// Makes the file at `src` itself the object, for link types that share
     /// the object anyway (hardlink, symlink): no byte is copied. The file is
     /// hashed through an open descriptor; if its stat moved meanwhile it was
-    /// being written, and `Adopted::Changed` says to copy it instead. Else it
-    /// is made read-only and that very inode is linked in under its hash.
+    /// being written, and `Adopted::Changed` says to copy it instead (as for
+    /// a file with other hard links). Else it is made read-only and that very
+    /// inode is linked in under its hash.
     pub fn adopt_file(&self, src: &Path, bar: &Bar) -> Result<Adopted> {
         let f = File::open(src).at("read", src)?;
         let before = FileStat::from_metadata(&f.metadata().at("read", src)?);
@@ -403,6 +421,12 @@ impl Cache {
         }
         if self.contains(hash) {
             return Ok(Adopted::Exists { hash, size });
+        }
+        // A file with other hard links (outside the out, or an object of
+        // this cache edited in place) is not taken over: an edit through
+        // another of its names would change the object. It is copied.
+        if after.nlink > 1 {
+            return Ok(Adopted::Changed);
         }
         let original = fs::Permissions::from_mode(after.mode);
         f.set_permissions(fs::Permissions::from_mode(OBJECT_MODE))
@@ -551,6 +575,16 @@ impl Cache {
     /// The error for the object `hash` of `path` found corrupt.
     pub fn corrupt(&self, hash: Hash, path: impl AsRef<Path>) -> Error {
         Error::CorruptObject {
+            hash,
+            path: path.as_ref().to_path_buf(),
+            cache: self.dir.clone(),
+        }
+    }
+
+    /// The error for a workspace file found edited in place through its
+    /// link to the object `hash` (which is then corrupt).
+    pub fn edited_in_place(&self, hash: Hash, path: impl AsRef<Path>) -> Error {
+        Error::EditedInPlace {
             hash,
             path: path.as_ref().to_path_buf(),
             cache: self.dir.clone(),
@@ -812,7 +846,7 @@ impl Cache {
     pub fn remove_temp_files(&self) {
         if let Ok(r) = fs::read_dir(&self.tmp) {
             for e in r.flatten() {
-                if e.file_name().to_str().is_some_and(temp::is_temp_name) {
+                if e.file_name().to_str().is_some_and(temp::is_temp_shape) {
                     let _ = fs::remove_file(e.path());
                 }
             }

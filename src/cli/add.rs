@@ -7,7 +7,7 @@ use crate::ops::{display_path, track};
 use crate::paths;
 use crate::workspace::{self, RecordOptions, link::Linker};
 
-use super::{Ctx, human_size, plural, report, warn};
+use super::{Ctx, human_size, plural, warn};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -23,15 +23,18 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let repo = ctx.open(true)?;
     let mut state = repo.state()?;
     let linker = Linker::new(repo.settings.cache_types.clone());
-    let opts = RecordOptions {
-        skip_symlinks: args.skip_symlinks,
-    };
     let mut snapshots = Vec::new();
     let mut failure = None;
     for p in &args.paths {
         let abs = paths::normalize(&ctx.cwd.join(p));
         let added = track::check_new_out(&repo, &abs, p).and_then(|key| {
             let old = state.load(&key)?;
+            // Symlinks once left out stay left out when the out is added
+            // again.
+            let recorded = track::existing_record(&abs, &key)?;
+            let opts = RecordOptions {
+                skip_symlinks: args.skip_symlinks || recorded.is_some_and(|(_, r)| r.skip_symlinks),
+            };
             let r = workspace::record(&abs, old, &repo.cache, &linker, opts, ctx.quiet)?;
             track::write_pointer(&abs, &key, &r)?;
             Ok((key, r))
@@ -44,7 +47,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
         };
         for (h, f) in &r.corrupt {
-            report(&repo.cache.corrupt(*h, display_path(&key, f)));
+            warn(super::commit::edited_in_place(&display_path(&key, f), *h));
         }
         if !r.skipped.is_empty() {
             warn(format!(
@@ -58,10 +61,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             ));
         }
         ctx.say(format!(
-            "{key}: added {}, {} ({} stored, linked as {})",
+            "{key}: added {}, {} ({} new, linked as {})",
             plural(r.nfiles as usize, "file"),
             human_size(r.size),
-            r.stored.len(),
+            plural(r.new_objects, "object"),
             r.link_type
         ));
         if track::tracked_by_git(&repo, &key) {

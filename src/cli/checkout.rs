@@ -33,14 +33,17 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         force: args.force,
     };
 
-    let mut failed = 0;
+    let total = outs.len();
+    // The outs that could not be completed, by key.
+    let mut failed = std::collections::BTreeSet::new();
     let mut planned = Vec::new();
     for o in outs {
+        let key = o.key.clone();
         match co::plan_out(&repo, &state, &linker, o, opts, ctx.quiet) {
             Ok(p) => planned.push(p),
             Err(e) => {
                 report(&e);
-                failed += 1;
+                failed.insert(key);
             }
         }
     }
@@ -64,7 +67,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     for w in works() {
         for e in &w.corrupt {
             report(e);
-            failed += 1;
+            failed.insert(w.out.key.clone());
         }
     }
 
@@ -88,7 +91,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         if applied.errors.is_empty() {
             lines.push(co::summary(&w, args.relink));
         } else {
-            failed += 1;
+            failed.insert(w.out.key.clone());
             bar.suspend(|| report_all(&applied.errors));
         }
         if ctx.verbose {
@@ -107,8 +110,12 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if !advise.is_empty() {
         hint(co::relink_hint(&advise, &linker));
     }
-    if failed > 0 {
-        return Err(Error::Incomplete { count: failed }.into());
+    if !failed.is_empty() {
+        return Err(Error::Incomplete {
+            count: failed.len(),
+            total,
+        }
+        .into());
     }
     Ok(())
 }

@@ -30,7 +30,6 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     for o in &outs {
         match commit_one(ctx, &repo, &state, &linker, o) {
             Ok(r) => {
-                failed += r.corrupt.len();
                 snapshots.push((o.key.clone(), r.snapshot(0)));
             }
             Err(e) => {
@@ -41,7 +40,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     repo.save_snapshots(&mut state, snapshots)?;
     if failed > 0 {
-        return Err(Error::Incomplete { count: failed }.into());
+        return Err(Error::Incomplete {
+            count: failed,
+            total: outs.len(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -59,11 +62,13 @@ fn commit_one(
         old,
         &repo.cache,
         linker,
-        RecordOptions::default(),
+        RecordOptions {
+            skip_symlinks: o.record.skip_symlinks,
+        },
         ctx.quiet,
     )?;
     for (h, f) in &r.corrupt {
-        report(&repo.cache.corrupt(*h, display_path(&o.key, f)));
+        super::warn(edited_in_place(&display_path(&o.key, f), *h));
     }
     if r.hash == o.record.hash {
         ctx.say(format!("{}: unchanged", o.key));
@@ -95,6 +100,15 @@ fn commit_one(
         None => ctx.say(format!("{}: committed (new content)", o.key)),
     }
     Ok(r)
+}
+
+/// The warning for a file recorded after an edit in place through a link
+/// to its object: the new content is recorded, the old object is gone.
+pub(super) fn edited_in_place(path: &str, old: crate::hash::Hash) -> String {
+    format!(
+        "{} was edited in place through its link to the cache: its new content is recorded, but the object {old} of its previous version changed with it and was set aside (restore that version from a remote, if one holds it)",
+        crate::paths::quoted_str(path)
+    )
 }
 
 /// The files added, modified and deleted between two manifests.

@@ -194,7 +194,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     report_all(&errors);
     if !errors.is_empty() {
-        return Err(Error::Incomplete {
+        return Err(Error::Errors {
             count: errors.len(),
         }
         .into());

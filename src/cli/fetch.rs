@@ -72,7 +72,7 @@ pub fn fetch_targets(ctx: &Ctx, args: &Args) -> anyhow::Result<usize> {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     match fetch_targets(ctx, &args)? {
         0 => Ok(()),
-        n => Err(Error::Incomplete { count: n }.into()),
+        n => Err(Error::Errors { count: n }.into()),
     }
 }
 
@@ -88,6 +88,6 @@ pub fn pull(ctx: &Ctx, args: PullArgs) -> anyhow::Result<()> {
     )?;
     match missing {
         0 => Ok(()),
-        n => Err(Error::Incomplete { count: n }.into()),
+        n => Err(Error::Errors { count: n }.into()),
     }
 }

@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         corrupt
     ));
     if corrupt > 0 {
-        return Err(Error::Incomplete { count: corrupt }.into());
+        return Err(Error::CorruptFound { count: corrupt }.into());
     }
     Ok(())
 }

@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Err(errors) => {
             let count = errors.len();
             report_all(&errors);
-            Err(Error::Incomplete { count }.into())
+            Err(Error::Errors { count }.into())
         }
     }
 }

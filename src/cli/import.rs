@@ -132,6 +132,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 size: 0,
                 nfiles: None,
                 executable: false,
+                skip_symlinks: false,
                 extra: Default::default(),
             },
         )
@@ -218,7 +219,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         repo.save_snapshots(&mut state, vec![(key, s)])?;
     }
     if failed > 0 {
-        return Err(Error::Incomplete { count: 1 }.into());
+        return Err(Error::Errors { count: 1 }.into());
     }
     Ok(())
 }

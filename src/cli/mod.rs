@@ -208,15 +208,57 @@ pub fn report(err: &(dyn std::error::Error + 'static)) {
     if let Some(h) = hint {
         s.push_str(&format!("hint: {h}\n"));
     }
-    let _ = io::stderr().write_all(s.as_bytes());
+    let _ = io::stderr().write_all(relative_paths(&s).as_bytes());
 }
 
 pub fn hint(text: impl std::fmt::Display) {
-    let _ = writeln!(io::stderr(), "hint: {text}");
+    let _ = writeln!(io::stderr(), "hint: {}", relative_paths(&text.to_string()));
 }
 
 pub fn warn(text: impl std::fmt::Display) {
-    let _ = writeln!(io::stderr(), "warning: {text}");
+    let _ = writeln!(
+        io::stderr(),
+        "warning: {}",
+        relative_paths(&text.to_string())
+    );
+}
+
+/// The folders whose absolute paths messages show relative to the current
+/// folder: the current folder and its parents up to the repository root,
+/// deepest first, each with the relative form that replaces it.
+static RELATIVE_TO: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Sets what `relative_paths` rewrites: the paths at or above `cwd`, up to
+/// the repository root when there is one (none above it: a path outside the
+/// repository stays absolute).
+fn set_relative_to(cwd: &std::path::Path) {
+    let Ok(root) = crate::repo::find_root(cwd) else {
+        return;
+    };
+    let mut prefixes = Vec::new();
+    let mut up = String::new();
+    for dir in cwd.ancestors() {
+        if let Some(d) = dir.to_str().filter(|d| *d != "/") {
+            prefixes.push((format!("{d}/"), up.clone()));
+        }
+        if dir == root {
+            break;
+        }
+        up.push_str("../");
+    }
+    let _ = RELATIVE_TO.set(prefixes);
+}
+
+/// A message with the absolute paths in the repository written relative to
+/// the current folder, as the user names them (`data/a`, `../data/a`).
+pub fn relative_paths(text: &str) -> String {
+    let mut s = text.to_owned();
+    for (abs, rel) in RELATIVE_TO.get().into_iter().flatten() {
+        if s.contains(abs.as_str()) {
+            s = s.replace(abs.as_str(), rel);
+        }
+    }
+    s
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -228,6 +270,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     if !cwd.is_dir() {
         return Err(Error::NotFound(cwd).into());
     }
+    set_relative_to(&cwd);
     if let Some(n) = cli.jobs {
         // More threads than this only thrash: I/O work gains little past a
         // few per core.

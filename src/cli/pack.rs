@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         p.linked
     ));
     if !p.corrupt.is_empty() {
-        return Err(Error::Incomplete {
+        return Err(Error::CorruptFound {
             count: p.corrupt.len(),
         }
         .into());

@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .filter(|e| matches!(e, Error::Remote { .. }))
         .count();
     if failed > 0 {
-        return Err(Error::Incomplete { count: failed }.into());
+        return Err(Error::Errors { count: failed }.into());
     }
     Ok(())
 }

@@ -120,9 +120,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         match status::status_of(&repo, snapshot, o, ctx.quiet) {
             Ok(mut s) => {
                 for (h, p) in &s.corrupt {
-                    report(&repo.cache.corrupt(*h, p));
-                    failed += 1;
+                    report(&repo.cache.edited_in_place(*h, p));
                 }
+                failed += usize::from(!s.corrupt.is_empty());
                 if let Some(fresh) = s.refresh.take() {
                     refresh.push((o.key.clone(), fresh));
                 }
@@ -174,7 +174,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         hint(relink_hint(&advise, &linker));
     }
     if failed > 0 {
-        return Err(Error::Incomplete { count: failed }.into());
+        return Err(Error::Incomplete {
+            count: failed,
+            total: outs.len(),
+        }
+        .into());
     }
     Ok(())
 }

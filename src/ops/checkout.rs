@@ -62,7 +62,7 @@ pub fn plan_out(
     quiet: bool,
 ) -> Result<Planned> {
     let mut snapshot = state.load(&o.key)?;
-    let mut walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
+    let mut walked = super::walk_out(repo, &o, snapshot.as_ref().map_or(0, Snapshot::len))?;
     let departed = match (&snapshot, &walked) {
         (Some(s), Some(w)) if !opts.relink && s.hash == o.record.hash => {
             workspace::observe::departures(w, s, few_limit(s.len()))
@@ -96,11 +96,12 @@ pub fn plan_out(
             // from a walk made again.
             drop((few, paths));
             snapshot = Some(s);
-            walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
+            walked = super::walk_out(repo, &o, snapshot.as_ref().map_or(0, Snapshot::len))?;
         }
         Departures::Few(_) | Departures::Other => {}
     }
     let obs = workspace::observe(&o.root, walked, snapshot.as_ref(), &repo.cache, quiet)?;
+    check_holds_no_out(repo, &o, &obs)?;
     // What the snapshot knew is in the observation now: only its header
     // is needed further on, not one more copy of every file.
     let snapshot = snapshot.map(Snapshot::header_only);
@@ -156,6 +157,29 @@ pub fn plan_out(
         few: false,
         relink: opts.relink,
     })))
+}
+
+/// Refuses an out whose folder holds another out's pointer file (a pointer
+/// edited by hand to name a folder that holds outs): checkout would
+/// otherwise delete that pointer, its `.gitignore` and its out as files
+/// the manifest does not list.
+fn check_holds_no_out(repo: &Repo, o: &Out, obs: &Observation) -> Result<()> {
+    let inner = obs
+        .files
+        .iter()
+        .filter(|a| a.stat.kind == crate::fsutil::Kind::File)
+        .filter(|a| a.path.ends_with(crate::pointer::SUFFIX))
+        .map(|a| crate::paths::join(&o.root, &a.path))
+        .find(|p| crate::pointer::PointerFile::read(p).is_ok());
+    match inner {
+        None => Ok(()),
+        Some(p) => Err(Error::OutsOverlap {
+            pointer: o.pointer.clone(),
+            out: o.key.clone(),
+            other_out: repo.relative(&p.with_extension(""))?,
+            other_pointer: p,
+        }),
+    }
 }
 
 /// Departures from the snapshot up to which a repair plans only the files
@@ -257,7 +281,7 @@ fn corrupt_objects(repo: &Repo, o: &Out, obs: &Observation) -> Vec<Error> {
         .iter()
         .map(|(h, p)| {
             repo.cache.set_aside(*h);
-            repo.cache.corrupt(*h, display_path(&o.key, p))
+            repo.cache.edited_in_place(*h, display_path(&o.key, p))
         })
         .collect()
 }

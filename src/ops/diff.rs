@@ -16,7 +16,7 @@ use crate::paths;
 use crate::pointer::{OutKind, OutRecord};
 use crate::repo::Repo;
 use crate::state::Snapshot;
-use crate::workspace::{self, plan::Root, walk};
+use crate::workspace::{self, plan::Root};
 
 use super::display_path;
 
@@ -204,7 +204,7 @@ fn not_git(repo: &Repo) -> Error {
 /// reproduces its snapshot of this very pointer hash (as status decides
 /// "unchanged"), else the files observed (hashing only suspects).
 fn workspace_content(repo: &Repo, o: &Out, snapshot: Option<Snapshot>) -> Result<Content> {
-    let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
+    let walked = super::walk_out(repo, o, snapshot.as_ref().map_or(0, Snapshot::len))?;
     if let (Some(s), Some(w)) = (&snapshot, &walked)
         && s.hash == o.record.hash
         && workspace::matches_snapshot(w, s)

@@ -10,9 +10,11 @@ pub mod status;
 pub mod track;
 
 use crate::error::Result;
+use crate::fsutil::Kind;
 use crate::manifest::Manifest;
 use crate::out::Out;
 use crate::repo::Repo;
+use crate::workspace::walk;
 
 /// The manifest an out's pointer names (for a file out, its one entry).
 pub fn expected_of(repo: &Repo, o: &Out) -> Result<Manifest> {
@@ -25,6 +27,25 @@ pub fn expected_of(repo: &Repo, o: &Out) -> Result<Manifest> {
             o.record.executable,
         ))
     }
+}
+
+/// An out's stat walk as its pointer asks for it: with `skip_symlinks`,
+/// the symlinks `add --skip-symlinks` left out (all but links into the
+/// cache) are left out again, so that status, commit and checkout never see
+/// them.
+pub fn walk_out(repo: &Repo, o: &Out, expected: usize) -> Result<Option<walk::Walk>> {
+    let mut walked = walk::walk(&o.root, expected)?;
+    if o.record.skip_symlinks
+        && let Some(w) = walked.as_mut()
+    {
+        w.entries.retain(|e| {
+            e.stat.kind != Kind::Symlink
+                || e.link_target().is_some_and(|t| {
+                    repo.cache.symlink_object(t).is_some() || repo.cache.moved_object(t).is_some()
+                })
+        });
+    }
+    Ok(walked)
 }
 
 /// `key/rel`, or `key` for the out's root: a path relative to the

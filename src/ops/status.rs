@@ -9,7 +9,7 @@ use crate::hash::Hash;
 use crate::out::Out;
 use crate::repo::Repo;
 use crate::state::Snapshot;
-use crate::workspace::{self, Observation, plan, plan::Root, snapshot, walk};
+use crate::workspace::{self, Observation, plan, plan::Root, snapshot};
 
 use super::{Changes, display_path, expected_of};
 
@@ -62,7 +62,7 @@ pub fn status_of(
         corrupt: Vec::new(),
         refresh: None,
     };
-    let walked = walk::walk(&o.root, snapshot.as_ref().map_or(0, Snapshot::len))?;
+    let walked = super::walk_out(repo, o, snapshot.as_ref().map_or(0, Snapshot::len))?;
     if let (Some(snap), Some(w)) = (&snapshot, &walked)
         && snap.hash == o.record.hash
         && workspace::matches_snapshot(w, snap)

@@ -115,6 +115,7 @@ pub fn write_pointer_with(
                 size: 0,
                 nfiles: None,
                 executable: false,
+                skip_symlinks: false,
                 extra: Default::default(),
             };
             update(&mut o);

@@ -222,8 +222,11 @@ pub fn apply(
             Err(e) => push(Error::io("create the folder", paths::join(target, rel), e)),
         }
     }
-    // A full disk stops the out: every further file would fail the same way.
+    // A full disk, or a chain of link types none of which works here, stops
+    // the out: every further file would fail the same way. The first error
+    // is told, the rest counted.
     let full = AtomicBool::new(false);
+    let stopped_by = Mutex::new(None);
     let not_made = AtomicUsize::new(0);
     // In runs of a bounded size, each with its objects' pack locations
     // looked up in one pass first.
@@ -250,10 +253,14 @@ pub fn apply(
                     stat,
                     link_type,
                 }),
-                Err(e @ Error::NoSpace { .. }) => {
+                Err(e @ (Error::NoSpace { .. } | Error::NoLinkType { .. })) => {
                     if full.swap(true, Ordering::Relaxed) {
                         not_made.fetch_add(1, Ordering::Relaxed);
                     } else {
+                        *stopped_by.lock().unwrap_or_else(|p| p.into_inner()) = Some(match e {
+                            Error::NoSpace { .. } => "the disk is full",
+                            _ => "no link type in cache.type works here",
+                        });
                         push(e);
                     }
                     None
@@ -269,7 +276,14 @@ pub fn apply(
     let mut errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
     let not_made = not_made.into_inner();
     if not_made > 0 {
-        errors.push(Error::NotMade { count: not_made });
+        let reason = stopped_by
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or("the disk is full");
+        errors.push(Error::NotMade {
+            count: not_made,
+            reason,
+        });
     }
     // What was made goes into place even when some files failed, as it
     // would have made in place: each file there is whole.

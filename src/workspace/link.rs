@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cache::{Cache, LinkError};
@@ -25,6 +26,9 @@ pub enum Exhausted {
 pub struct Linker {
     chain: Vec<LinkType>,
     current: AtomicUsize,
+    /// Why the last type was dropped (its OS error code), so that a file
+    /// that finds the chain used up is told the true cause.
+    dropped_for: Mutex<Option<i32>>,
 }
 
 impl Linker {
@@ -32,6 +36,7 @@ impl Linker {
         Linker {
             chain,
             current: AtomicUsize::new(0),
+            dropped_for: Mutex::new(None),
         }
     }
 
@@ -77,6 +82,15 @@ impl Linker {
         }
     }
 
+    /// `drop_type`, remembering why (told to files that find the chain
+    /// used up).
+    pub fn drop_type_because(&self, failed: LinkType, cause: &std::io::Error) {
+        if let Some(code) = cause.raw_os_error() {
+            *self.dropped_for.lock().unwrap_or_else(|p| p.into_inner()) = Some(code);
+        }
+        self.drop_type(failed);
+    }
+
     /// When the chain starts with reflink, finds out whether reflinks work
     /// from the cache into `dir` by cloning the object `hash` once (and
     /// removing the clone), so that files are judged against the type that
@@ -89,7 +103,7 @@ impl Linker {
         if let Err(LinkError::Io(e)) = cache.link(LinkType::Reflink, hash, size, &tmp, false)
             && is_unsupported(&e)
         {
-            self.drop_type(LinkType::Reflink);
+            self.drop_type_because(LinkType::Reflink, &e);
         }
         let _ = fs::remove_file(&tmp);
     }
@@ -116,7 +130,7 @@ impl Linker {
                 Ok(()) => return Ok(t),
                 Err(LinkError::Io(e)) if is_unsupported(&e) => {
                     let _ = fs::remove_file(dest);
-                    self.drop_type(t);
+                    self.drop_type_because(t, &e);
                     last_unsupported = Some(e);
                 }
                 Err(e) => {
@@ -125,14 +139,17 @@ impl Linker {
                 }
             }
         }
-        Err(Exhausted::Unsupported(last_unsupported.unwrap_or_else(
-            || {
-                std::io::Error::new(
-                    std::io::ErrorKind::Unsupported,
-                    "no link type in the chain can make an executable file",
-                )
-            },
-        )))
+        let earlier = *self.dropped_for.lock().unwrap_or_else(|p| p.into_inner());
+        Err(Exhausted::Unsupported(
+            last_unsupported
+                .or_else(|| earlier.map(std::io::Error::from_raw_os_error))
+                .unwrap_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::Unsupported,
+                        "no link type in the chain can make an executable file",
+                    )
+                }),
+        ))
     }
 }
 

@@ -87,7 +87,11 @@ impl<'a> KnownHashes<'a> {
             }
             Kind::Symlink => {
                 let recorded = self.recorded_at(&e.path);
-                let Some(named) = e.link_target().and_then(|t| self.cache.symlink_object(t)) else {
+                let Some(named) = e.link_target().and_then(|t| {
+                    self.cache
+                        .symlink_object(t)
+                        .or_else(|| self.cache.moved_object(t))
+                }) else {
                     return Known::default();
                 };
                 // Trusted when the snapshot recorded this link to this

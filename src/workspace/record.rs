@@ -42,8 +42,13 @@ pub struct Recorded {
     /// at most 4 GiB of paths, so fewer than 2^32 entries, and a bigger
     /// tree is refused before these are read.
     pub stored: Vec<u32>,
+    /// Objects the cache did not hold before (file objects; the manifest
+    /// not counted).
+    pub new_objects: usize,
     /// Symlinks left out (with `skip_symlinks`).
     pub skipped: Vec<String>,
+    /// The out leaves symlinks out, now and later (`skip_symlinks`).
+    pub skip_symlinks: bool,
     /// Cache objects found corrupt, set aside: (hash, path of the file).
     pub corrupt: Vec<(Hash, String)>,
     pub link_type: LinkType,
@@ -62,6 +67,7 @@ impl Recorded {
         o.size = self.size;
         o.nfiles = self.is_dir.then_some(self.nfiles);
         o.executable = self.executable;
+        o.skip_symlinks = self.is_dir && self.skip_symlinks;
     }
 
     /// The snapshot to record; `taken_ns` is set when it is saved.
@@ -84,6 +90,8 @@ struct Stored {
     link: Option<LinkType>,
     /// The object this file was linked to and no longer matches.
     corrupt: Option<Hash>,
+    /// The object was new to the cache.
+    fresh: bool,
 }
 
 /// Stores the content at `root` in the cache (reading only files whose stat
@@ -179,12 +187,16 @@ pub fn record(
     let executable: Vec<bool> = files.iter().map(Actual::executable).collect();
     let bar = Bar::files(stored.len() as u64, stored_bytes, "storing", quiet);
     let corrupt = std::sync::Mutex::new(Vec::new());
+    let new_objects = std::sync::atomic::AtomicUsize::new(0);
     files.par_iter_mut().try_for_each(|a| -> Result<()> {
         if a.known.hash().is_some() {
             return Ok(());
         }
         let s = record_one(cache, linker, root, a, &bar)?;
         bar.file_done();
+        if s.fresh {
+            new_objects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(h) = s.corrupt {
             corrupt
                 .lock()
@@ -260,7 +272,9 @@ pub fn record(
         manifest,
         snapshot_entries,
         stored,
+        new_objects: new_objects.into_inner(),
         skipped: foreign,
+        skip_symlinks: opts.skip_symlinks,
         corrupt,
         link_type,
         cache_type: linker.describe(),
@@ -325,6 +339,7 @@ fn record_one(
                 size: content.size,
                 link: Some(LinkType::Symlink),
                 corrupt: None,
+                fresh: false,
             });
         }
         let mut s = store_and_link(cache, linker, &abs, &a.path, a.stat, bar)?;
@@ -355,7 +370,7 @@ fn store_and_link(
 ) -> Result<Stored> {
     let executable = walked.kind == Kind::File && walked.is_executable();
     let wanted = linker.wanted(executable);
-    let link = |hash, size| {
+    let link = |hash, size, fresh| {
         let e = Entry {
             path: rel,
             hash,
@@ -368,6 +383,7 @@ fn store_and_link(
             size,
             link: Some(t),
             corrupt: None,
+            fresh,
         })
     };
     if let Some(t) = wanted.filter(|t| t.shares_object()) {
@@ -379,11 +395,11 @@ fn store_and_link(
                     size,
                     link: Some(LinkType::Hardlink),
                     corrupt: None,
+                    fresh: true,
                 });
             }
-            Adopted::Linked { hash, size, .. } | Adopted::Exists { hash, size } => {
-                return link(hash, size);
-            }
+            Adopted::Linked { hash, size, .. } => return link(hash, size, true),
+            Adopted::Exists { hash, size } => return link(hash, size, false),
             Adopted::Changed => {}
         }
     }
@@ -397,7 +413,7 @@ fn store_and_link(
         || (mode == StoreMode::Reflink && !fresh)
         || walked.kind == Kind::Symlink
     {
-        return link(hash, size);
+        return link(hash, size, fresh);
     }
     Ok(Stored {
         stat: walked,
@@ -409,6 +425,7 @@ fn store_and_link(
             StoreMode::Copy => LinkType::Copy,
         }),
         corrupt: None,
+        fresh,
     })
 }
 
@@ -424,7 +441,7 @@ fn store(
     if linker.current() == LinkType::Reflink {
         match cache.store_file(abs, StoreMode::Reflink, bar) {
             Err(Error::Io { source, .. }) if is_unsupported(&source) => {
-                linker.drop_type(LinkType::Reflink);
+                linker.drop_type_because(LinkType::Reflink, &source);
             }
             other => return other.map(|(h, n, fresh)| (h, n, StoreMode::Reflink, fresh)),
         }

@@ -244,6 +244,28 @@ pub fn write_file(p: &Path, content: &[u8], mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// The name bale gives a temp file of process `pid` in `repo`, with
+/// `random` (12 letters and digits) for its random part: the spec's
+/// scheme, computed here independently of bale (the tag is xxh3-64 of the
+/// repository's key, then `<pid>.<random>`, as 8 base-62 digits).
+pub fn temp_name(repo: &Repo, pid: u32, random: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let hex = repo.read_string(".bale/temp-key");
+    let key = u128::from_str_radix(hex.trim(), 16).unwrap().to_be_bytes();
+    let stem = format!("{pid}.{random}");
+    let mut keyed = key.to_vec();
+    keyed.extend_from_slice(stem.as_bytes());
+    let mut h = xxhash_rust::xxh3::xxh3_64(&keyed);
+    let tag: String = (0..8)
+        .map(|_| {
+            let c = ALPHABET[(h % 62) as usize] as char;
+            h /= 62;
+            c
+        })
+        .collect();
+    format!("{TEMP_PREFIX}{stem}.{tag}")
+}
+
 /// xxh3-128 of `content` as 32 lowercase hex digits.
 pub fn hash_hex(content: &[u8]) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(content))
