@@ -140,8 +140,14 @@ pub enum Error {
     Incomplete { count: usize, total: usize },
     #[error("the command did not complete: {} (see above)", if *count == 1 { "1 error".to_owned() } else { format!("{count} errors") })]
     Errors { count: usize },
-    #[error("{} of the cache {} corrupt (named above)", if *count == 1 { "1 object".to_owned() } else { format!("{count} objects") }, if *count == 1 { "is" } else { "are" })]
-    CorruptFound { count: usize },
+    #[error("{} of the cache {} {} corrupt; set aside, no longer served:\n{list}", if *count == 1 { "1 object".to_owned() } else { format!("{count} objects") }, cache.display(), if *count == 1 { "is" } else { "are" })]
+    CorruptFound {
+        count: usize,
+        cache: PathBuf,
+        list: String,
+    },
+    #[error("{} in the packs {}; not served:\n{list}", if *count == 1 { "1 record is damaged".to_owned() } else { format!("{count} records are damaged") }, if *count == 1 { "and was dropped" } else { "and were dropped" })]
+    DamagedPacks { count: usize, list: String },
     #[error("{}: {}", crate::paths::quoted(archive), match entry {
         Some(e) => format!("entry {}: {reason}", crate::paths::quoted_str(e)),
         None => reason.clone(),
@@ -259,6 +265,14 @@ impl Error {
     /// What the user can run about this error, when there is something.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::Io { path, source, .. }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                Some(format!(
+                    "bale may not use {0}: give it back its permissions (`chmod u+rwX {0}`), or run bale as its owner",
+                    crate::paths::quoted(path)
+                ))
+            }
             Error::NotARepository(_) => Some("run `bale init` at the top of your project".into()),
             Error::AlreadyInitialized(_) => {
                 Some("use `bale init --force` to reset the configuration".into())
@@ -286,6 +300,9 @@ impl Error {
                 "remove it first with `bale remote remove {name}`, or choose another name"
             )),
             Error::Remote { remote, problem, .. } => remote_hint(remote, *problem),
+            Error::DamagedPacks { .. } => Some(
+                "get those objects back (`bale fetch`, or add the data again), or let `bale gc` rewrite the packs without them; `bale fsck` names them until then".into(),
+            ),
             Error::CorruptFound { .. } => Some(
                 "they are set aside and no longer served: get them back with `bale fetch` (from a remote) or by adding the data again; `bale gc` forgets those nothing references".into(),
             ),

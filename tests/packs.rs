@@ -498,3 +498,90 @@ fn pack_keeps_the_loose_copy_when_the_packed_one_is_corrupt() {
     assert_eq!(run.code, Some(0), "the sound copy must survive:\n{run}");
     assert_eq!(fs::read(repo.path("again/x")).unwrap(), victim.content);
 }
+
+/// `data`'s 300 small files packed, then one byte flipped in the middle of
+/// one file's record: (repo, files, that file, its pack file).
+fn packed_with_a_flipped_byte() -> (Repo, Vec<Expect>, Expect, std::path::PathBuf) {
+    let files = small_files(7);
+    let repo = added("copy", &files);
+    pack(&repo, "bale pack");
+    assert_small_packed(&repo, &files, "bale pack");
+    let victim = files
+        .iter()
+        .find(|f| f.content.len() > 64 && find_in_packs(&repo, &f.content).is_some())
+        .expect("a file stored raw in a pack")
+        .clone();
+    let (pack_file, at) = find_in_packs(&repo, &victim.content).unwrap();
+    let mid = victim.content.len() / 2;
+    patch_in_place(&pack_file, (at + mid) as u64, &[victim.content[mid] ^ 0x20]);
+    (repo, files, victim, pack_file)
+}
+
+/// The name of a pack file, as messages show it.
+fn pack_name(p: &std::path::Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+// A record dropped by the command that found it damaged stays named by
+// fsck, with its pack and offset, until the object is back in the cache.
+#[test]
+fn a_record_dropped_by_checkout_is_named_by_every_fsck_until_the_object_is_back() {
+    let (repo, _files, victim, pack_file) = packed_with_a_flipped_byte();
+    let path = repo.path(&format!("data/{}", victim.rel));
+    fs::remove_file(&path).unwrap();
+    repo.bale(&["checkout"]).fails();
+    let hash = common::hash_hex(&victim.content);
+    for round in ["first", "second"] {
+        let fsck = repo.bale(&["fsck"]).fails();
+        assert!(
+            fsck.stderr.contains(&pack_name(&pack_file))
+                && fsck.stderr.contains("at byte")
+                && fsck.stderr.contains(&hash),
+            "{round} fsck must name the pack, the offset and the object:\n{fsck}"
+        );
+        assert!(!fsck.stdout.contains(" 0 damaged"), "{fsck}");
+    }
+    // The content added again: the object is in the cache, dealt with.
+    common::write_file(&path, &victim.content, 0o644);
+    repo.bale(&["commit", "-q"]).ok();
+    repo.bale(&["fsck"]).ok();
+}
+
+#[test]
+fn fsck_rebuild_index_names_a_record_it_cannot_read() {
+    let (repo, _files, victim, pack_file) = packed_with_a_flipped_byte();
+    let fsck = repo.bale(&["fsck", "--rebuild-index"]).fails();
+    assert!(
+        fsck.stderr.contains(&pack_name(&pack_file)) && fsck.stderr.contains("at byte"),
+        "{fsck}"
+    );
+    assert!(
+        fsck.stderr.contains(&common::hash_hex(&victim.content)),
+        "{fsck}"
+    );
+    // gc rewrites the pack without the damaged record: dealt with.
+    repo.bale(&["gc", "--workspace", "--force", "-q"]).ok();
+    repo.bale(&["fsck"]).ok();
+}
+
+#[test]
+fn a_truncated_pack_is_reported_once_as_truncated() {
+    let files = small_files(8);
+    let repo = added("copy", &files);
+    pack(&repo, "bale pack");
+    let packs = pack_files(&repo);
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let len = meta(&packs[0]).len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&packs[0])
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let fsck = repo.bale(&["fsck"]).fails();
+    assert_eq!(fsck.stderr.matches("truncated").count(), 1, "{fsck}");
+    assert!(fsck.stderr.lines().count() < 10, "{fsck}");
+    // Still named on the next run.
+    let again = repo.bale(&["fsck"]).fails();
+    assert_eq!(again.stderr.matches("truncated").count(), 1, "{again}");
+}

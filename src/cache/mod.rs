@@ -730,6 +730,12 @@ impl Cache {
         let _ = fs::rename(self.loose_path(hash), corrupt.join(hash.to_string()));
     }
 
+    /// The damaged pack records the cache remembers and the user has not
+    /// dealt with yet (`Packs::damage`).
+    pub fn pack_damage(&self) -> Result<Vec<pack::Damage>> {
+        self.packs.damage(|h| self.loose_path(h).is_file())
+    }
+
     /// Every object in the cache, loose or packed, sorted.
     pub fn list(&self) -> Result<Vec<Hash>> {
         let mut out = self.list_loose()?;

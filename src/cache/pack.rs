@@ -84,6 +84,37 @@ CREATE TABLE IF NOT EXISTS meta (
 ";
 const SCHEMA_VERSION: i64 = 2;
 
+/// Records found damaged and dropped from `objects`, kept so that `fsck`
+/// names them until the user has dealt with them (the object is in the
+/// cache again, or its pack was rewritten or is gone). Made by every open:
+/// an index of an earlier version gains it in place.
+const DAMAGED_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS damaged (
+    pack   INTEGER NOT NULL,
+    offset INTEGER NOT NULL,     -- where the damaged bytes start
+    length INTEGER NOT NULL,     -- how many
+    hash   BLOB,                 -- the object, when its header still names it
+    reason TEXT NOT NULL,
+    PRIMARY KEY (pack, offset)
+);
+";
+
+/// A stretch of a pack found damaged: its records are not served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    pub pack: PathBuf,
+    pub offset: u64,
+    pub length: u64,
+    /// The object the damaged record held, when its header still says.
+    pub hash: Option<Hash>,
+    pub reason: String,
+}
+
+/// Why a packed record is dropped.
+const NOT_CHECKING_OUT: &str = "the record does not check out (checksum or hash)";
+const CUT_OFF: &str = "the pack ends before the record does (the pack is truncated)";
+const UNREADABLE: &str = "bytes that hold no readable record";
+
 /// Where an object's record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
@@ -628,7 +659,7 @@ impl Packs {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.drop_entry(hash, loc);
+                    self.drop_entry(hash, loc, "its pack file is gone");
                     return Ok(None);
                 }
                 Err(e) => return Err(Error::io("read", self.pack_path(loc.pack), e)),
@@ -648,10 +679,14 @@ impl Packs {
     pub fn read(&self, hash: Hash) -> Result<Found> {
         Ok(match self.raw_record(hash)? {
             None => Found::Missing,
-            Some((loc, bytes)) => match bytes.and_then(|b| decode(&b, hash)) {
+            Some((loc, None)) => {
+                self.drop_entry(hash, loc, CUT_OFF);
+                Found::Corrupt
+            }
+            Some((loc, Some(b))) => match decode(&b, hash) {
                 Some(raw) => Found::Bytes(raw),
                 None => {
-                    self.drop_entry(hash, loc);
+                    self.drop_entry(hash, loc, NOT_CHECKING_OUT);
                     Found::Corrupt
                 }
             },
@@ -665,10 +700,14 @@ impl Packs {
     pub fn read_record(&self, hash: Hash) -> Result<Option<Vec<u8>>> {
         Ok(match self.raw_record(hash)? {
             None => None,
-            Some((loc, bytes)) => match bytes.filter(|b| record_holds(b, hash)) {
+            Some((loc, None)) => {
+                self.drop_entry(hash, loc, CUT_OFF);
+                None
+            }
+            Some((loc, Some(b))) => match Some(b).filter(|b| record_holds(b, hash)) {
                 Some(b) => Some(b),
                 None => {
-                    self.drop_entry(hash, loc);
+                    self.drop_entry(hash, loc, NOT_CHECKING_OUT);
                     None
                 }
             },
@@ -676,8 +715,9 @@ impl Packs {
     }
 
     /// Drops the object's row if it still names `loc` (best effort, not
-    /// waiting long for a writer): the record there is corrupt or gone.
-    fn drop_entry(&self, hash: Hash, loc: Location) {
+    /// waiting long for a writer): the record there is corrupt or gone, for
+    /// `reason`, which is kept for `fsck` to tell.
+    fn drop_entry(&self, hash: Hash, loc: Location, reason: &str) {
         {
             let mut hints = self.hints.write().unwrap_or_else(|p| p.into_inner());
             if let Ok(i) = hints.binary_search_by(|(h, _)| h.cmp(&hash)) {
@@ -687,10 +727,19 @@ impl Packs {
         let key = hash.to_bytes();
         let _ = self.with_index(|c| {
             c.busy_timeout(Duration::from_millis(200))?;
-            let r = c.execute(
+            let tx = c.unchecked_transaction()?;
+            let dropped = tx.execute(
                 "DELETE FROM objects WHERE hash = ?1 AND pack = ?2 AND offset = ?3",
                 params![&key[..], loc.pack, loc.offset],
-            );
+            )?;
+            if dropped > 0 {
+                tx.execute(
+                    "INSERT OR REPLACE INTO damaged (pack, offset, length, hash, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![loc.pack, loc.offset, loc.record_len(), &key[..], reason],
+                )?;
+            }
+            let r = tx.commit();
             c.busy_timeout(Duration::from_secs(30))?;
             r
         });
@@ -710,6 +759,120 @@ impl Packs {
             .unwrap_or_default())
     }
 
+    /// The damaged records the index remembers, after forgetting those
+    /// dealt with: the object is in the index again (fetched or added
+    /// anew), or the pack is no longer one of the index's (rewritten by gc,
+    /// or gone). `loose(hash)` says whether the cache holds the object loose.
+    pub fn damage(&self, loose: impl Fn(Hash) -> bool) -> Result<Vec<Damage>> {
+        let rows = self
+            .with_index(|c| {
+                c.execute(
+                    "DELETE FROM damaged WHERE pack NOT IN (SELECT id FROM packs)
+                     OR hash IN (SELECT hash FROM objects)",
+                    [],
+                )?;
+                let mut st = c.prepare(
+                    "SELECT pack, offset, length, hash, reason FROM damaged ORDER BY pack, offset",
+                )?;
+                let rows = st.query_map([], |r| {
+                    let hash: Option<[u8; 16]> = r.get(3)?;
+                    Ok((
+                        r.get::<_, u32>(0)?,
+                        r.get::<_, u64>(1)?,
+                        r.get::<_, u64>(2)?,
+                        hash.map(Hash::from_bytes),
+                        r.get::<_, String>(4)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })?
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (pack, offset, length, hash, reason) in rows {
+            if hash.is_some_and(&loose) {
+                let key = hash.map(|h| h.to_bytes());
+                self.with_index(|c| {
+                    c.execute(
+                        "DELETE FROM damaged WHERE pack = ?1 AND offset = ?2 AND hash = ?3",
+                        params![pack, offset, key.as_ref().map(|k| &k[..])],
+                    )
+                })?;
+                continue;
+            }
+            out.push(Damage {
+                pack: self.pack_path(pack),
+                offset,
+                length,
+                hash,
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Finds packs shorter than the index says they are (cut off by a
+    /// copy, a full disk, a bad sector...): the objects recorded past a
+    /// pack's end are dropped from the index, as one damaged stretch, and
+    /// the pack's committed length becomes the end of its last whole
+    /// record. Returns how many objects each such pack lost.
+    pub fn drop_truncated(&self, wait: Duration) -> Result<Vec<(PathBuf, usize)>> {
+        let _lock = lock::lock(&self.lock_path, Access::Write(wait))?.0;
+        let committed: Vec<(u32, u64)> = self
+            .with_index(|c| {
+                let mut st = c.prepare("SELECT id, committed FROM packs")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })?
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (id, committed) in committed {
+            let path = self.pack_path(id);
+            let len = match fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("read", &path, e)),
+            };
+            if len >= committed {
+                continue;
+            }
+            let lost = self
+                .with_index(|c| {
+                    let tx = c.unchecked_transaction()?;
+                    let lost = tx.execute(
+                        "DELETE FROM objects WHERE pack = ?1 AND offset + ?2 + stored > ?3",
+                        params![id, (RECORD_HEADER + RECORD_TRAILER) as u64, len],
+                    )?;
+                    let end: u64 = tx.query_row(
+                        "SELECT COALESCE(MAX(offset + ?2 + stored), ?3) FROM objects WHERE pack = ?1",
+                        params![id, (RECORD_HEADER + RECORD_TRAILER) as u64, PACK_HEADER.len() as u64],
+                        |r| r.get(0),
+                    )?;
+                    tx.execute(
+                        "UPDATE packs SET committed = ?2 WHERE id = ?1",
+                        params![id, end],
+                    )?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO damaged (pack, offset, length, hash, reason)
+                         VALUES (?1, ?2, ?3, NULL, ?4)",
+                        params![
+                            id,
+                            end,
+                            committed - end,
+                            format!(
+                                "the pack is truncated: it ends at byte {len} of {committed}, and the {lost} object(s) stored past that are lost"
+                            )
+                        ],
+                    )?;
+                    tx.commit()?;
+                    Ok(lost)
+                })?
+                .unwrap_or(0);
+            guard(&self.files).remove(&id);
+            out.push((path, lost));
+        }
+        Ok(out)
+    }
+
     /// Rebuilds the index from the packs alone, under the cache lock: every
     /// record whose checksum and hash check out is indexed (the first one
     /// wins when an object is in two packs), and each pack's committed
@@ -721,13 +884,38 @@ impl Packs {
 
     /// Repairs pack `id`'s header, then indexes (in `conn`'s transaction)
     /// every sound record from byte `from` on that the index does not hold
-    /// yet. Returns where the last good record ends, and how many records
-    /// were indexed.
-    fn index_pack(&self, conn: &Connection, id: u32, from: u64) -> Result<(u64, usize)> {
+    /// yet, and, with `Damaged::Recorded`, records every damaged stretch.
+    /// Returns where the last good record ends, and how many records were
+    /// indexed.
+    fn index_pack(
+        &self,
+        conn: &Connection,
+        id: u32,
+        from: u64,
+        damage: Damaged,
+    ) -> Result<(u64, usize)> {
         let path = self.pack_path(id);
         repair_header(&path)?;
         let mut found = 0;
-        let end = scan_pack(&path, from, |offset, h| {
+        let bad = |offset: u64, length: u64, hash: Option<Hash>, reason: &str| {
+            if damage == Damaged::Ignored {
+                return Ok(());
+            }
+            let key = hash.map(|h| h.to_bytes());
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO damaged (pack, offset, length, hash, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                id,
+                offset,
+                length,
+                key.as_ref().map(|k| &k[..]),
+                reason
+            ])?;
+            Ok(())
+        };
+        let end = scan_pack(&path, from, bad, |offset, h| {
             found += conn
                 .prepare_cached(
                     "INSERT OR IGNORE INTO objects (hash, pack, offset, stored, size, codec)
@@ -763,7 +951,7 @@ impl Packs {
         {
             let tx = conn.unchecked_transaction().map_err(|e| self.db_error(e))?;
             for &id in &ids {
-                let (committed, found) = self.index_pack(&tx, id, 0)?;
+                let (committed, found) = self.index_pack(&tx, id, 0, Damaged::Recorded)?;
                 objects += found;
                 tx.execute(
                     "INSERT OR REPLACE INTO packs (id, committed) VALUES (?1, ?2)",
@@ -832,6 +1020,7 @@ fn setup_db(conn: Connection) -> rusqlite::Result<Connection> {
             )),
         ));
     }
+    conn.execute_batch(DAMAGED_SCHEMA)?;
     // Reading a table proves the file is a database.
     conn.query_row("SELECT count(*) FROM packs", [], |r| r.get::<_, i64>(0))?;
     Ok(conn)
@@ -848,15 +1037,25 @@ impl From<rusqlite::Error> for ScanError {
     }
 }
 
+/// Whether `index_pack` records the damaged stretches it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Damaged {
+    Recorded,
+    /// Bytes past the committed length: an abandoned batch, not damage.
+    Ignored,
+}
+
 /// Reads a pack from byte `from` (at least its header's end), calling
 /// `each(offset, header)` for every record whose checksum and hash hold;
-/// a damaged stretch is skipped by looking for the next record magic. The
-/// pack's own header is not needed: records describe themselves. Reads
-/// with `pread`, one record (and a 64 KiB search window) at a time.
-/// Returns where the last good record ends (the header's end, at least).
+/// a damaged stretch is skipped by looking for the next record magic, and
+/// told to `bad(offset, length, hash its header names, reason)`. The pack's
+/// own header is not needed: records describe themselves. Reads with
+/// `pread`, one record (and a 64 KiB search window) at a time. Returns
+/// where the last good record ends (the header's end, at least).
 fn scan_pack(
     path: &Path,
     from: u64,
+    mut bad: impl FnMut(u64, u64, Option<Hash>, &str) -> Result<(), rusqlite::Error>,
     mut each: impl FnMut(u64, &Header) -> Result<(), ScanError>,
 ) -> Result<u64, ScanError> {
     let f = File::open(path).map_err(ScanError::Io)?;
@@ -868,19 +1067,26 @@ fn scan_pack(
     let mut window = vec![0u8; 1 << 16];
     while at + (RECORD_HEADER + RECORD_TRAILER) as u64 <= len {
         f.read_exact_at(&mut head, at).map_err(ScanError::Io)?;
-        if let Some(h) = Header::parse(&head) {
+        let parsed = Header::parse(&head);
+        let mut why = UNREADABLE;
+        if let Some(h) = &parsed {
+            why = NOT_CHECKING_OUT;
             let total = h
                 .stored
                 .checked_add((RECORD_HEADER + RECORD_TRAILER) as u64);
-            if let Some(total) = total.filter(|t| at + t <= len) {
-                buf.resize(total as usize, 0);
-                f.read_exact_at(&mut buf, at).map_err(ScanError::Io)?;
-                if decode(&buf, h.hash).is_some() {
-                    each(at, &h)?;
-                    at += total;
-                    end = at;
-                    continue;
+            match total {
+                Some(total) if at + total <= len => {
+                    buf.resize(total as usize, 0);
+                    f.read_exact_at(&mut buf, at).map_err(ScanError::Io)?;
+                    if decode(&buf, h.hash).is_some() {
+                        each(at, h)?;
+                        at += total;
+                        end = at;
+                        continue;
+                    }
                 }
+                Some(_) => why = CUT_OFF,
+                None => {}
             }
         }
         // Resynchronise on the next magic after `at`.
@@ -900,10 +1106,19 @@ fn scan_pack(
                 .saturating_sub(RECORD_MAGIC.len() as u64 - 1)
                 .max(1);
         }
+        let stop = next.unwrap_or(len);
+        bad(at, stop - at, parsed.map(|h| h.hash), why)?;
         match next {
             Some(n) => at = n,
-            None => break,
+            None => {
+                at = len;
+                break;
+            }
         }
+    }
+    if at < len {
+        // A tail too short to hold a record.
+        bad(at, len - at, None, CUT_OFF)?;
     }
     Ok(end)
 }
@@ -1069,7 +1284,11 @@ impl<'a> PackWriter<'a> {
             if from.is_some_and(|c| c >= len) {
                 continue;
             }
-            let (end, found) = self.packs.index_pack(&tx, id, from.unwrap_or(0))?;
+            // Past the committed length lies what a killed writer left: not
+            // damage, but a batch that never was.
+            let (end, found) =
+                self.packs
+                    .index_pack(&tx, id, from.unwrap_or(0), Damaged::Ignored)?;
             let f = OpenOptions::new()
                 .write(true)
                 .open(&path)
@@ -1378,11 +1597,18 @@ impl<'a> PackWriter<'a> {
                 live.insert(id, bytes);
             }
         }
+        // A pack with damaged records is rewritten too: its sound records
+        // move, and the damage goes with the old pack.
+        let damaged: HashSet<u32> = self
+            .conn
+            .prepare("SELECT DISTINCT pack FROM damaged")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.db(e))?;
         let mut sparse: Vec<u32> = committed
             .iter()
             .filter(|&(id, &len)| {
                 let body = len.saturating_sub(PACK_HEADER.len() as u64);
-                live.get(id).copied().unwrap_or(0) * 2 < body
+                live.get(id).copied().unwrap_or(0) * 2 < body || damaged.contains(id)
             })
             .map(|(&id, _)| id)
             .collect();
@@ -1446,6 +1672,8 @@ impl<'a> PackWriter<'a> {
             tx.execute("DELETE FROM objects WHERE pack = ?1", [id])
                 .map_err(|e| self.db(e))?;
             tx.execute("DELETE FROM packs WHERE id = ?1", [id])
+                .map_err(|e| self.db(e))?;
+            tx.execute("DELETE FROM damaged WHERE pack = ?1", [id])
                 .map_err(|e| self.db(e))?;
             tx.execute("INSERT OR IGNORE INTO retired (id) VALUES (?1)", [id])
                 .map_err(|e| self.db(e))?;

@@ -313,6 +313,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
+/// Lines of a list shown in a message before "... and N more".
+pub const SHOWN: usize = 20;
+
+/// `items` as the indented lines of a message, at most `SHOWN` of them.
+pub fn capped_lines<T: std::fmt::Display>(items: &[T]) -> String {
+    let mut lines: Vec<String> = items.iter().take(SHOWN).map(|i| format!("  {i}")).collect();
+    if items.len() > SHOWN {
+        lines.push(format!("  ... and {} more", items.len() - SHOWN));
+    }
+    lines.join("\n")
+}
+
+/// The one error for cache objects found corrupt (each already set aside).
+pub fn corrupt_found(cache: &crate::cache::Cache, hashes: &[crate::hash::Hash]) -> Error {
+    Error::CorruptFound {
+        count: hashes.len(),
+        cache: cache.dir().to_path_buf(),
+        list: capped_lines(hashes),
+    }
+}
+
 /// "1.5 MiB"
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

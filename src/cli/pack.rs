@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::ops::pack::pack_loose;
 
-use super::{Ctx, human_size, plural, report};
+use super::{Ctx, human_size, plural};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,9 +22,6 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         return Err(Error::SharedCache(repo.cache.dir().to_path_buf()).into());
     }
     let p = pack_loose(&repo, args.dry_run, ctx.quiet, ctx.wait)?;
-    for h in &p.corrupt {
-        report(&repo.cache.corrupt(*h, "the cache"));
-    }
     ctx.say(format!(
         "{} {} ({}) into packs under {}; kept {} loose that workspace links use",
         if args.dry_run { "would pack" } else { "packed" },
@@ -34,10 +31,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         p.linked
     ));
     if !p.corrupt.is_empty() {
-        return Err(Error::CorruptFound {
-            count: p.corrupt.len(),
-        }
-        .into());
+        return Err(super::corrupt_found(&repo.cache, &p.corrupt).into());
     }
     Ok(())
 }

@@ -303,7 +303,17 @@ fn hash_suspects(
     bar.finish();
     let mut corrupt = Vec::new();
     for (&i, h) in suspects.iter().zip(hashes) {
-        let h = h?;
+        // A file bale may not read (chmod 000) has content it cannot know:
+        // not the cache's, so kept unless forced, and replaceable then
+        // (a rename over it needs only its folder to be writable).
+        let h = match h {
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                continue;
+            }
+            h => h?,
+        };
         let a = &mut files[i];
         a.known.set_hash(Some(h));
         let Some(linked) = a.known.recorded_hash().filter(|&r| r != h) else {
