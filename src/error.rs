@@ -160,6 +160,9 @@ pub enum Error {
     },
 }
 
+/// The `what` of `NotAGitRepository` for gc told to keep git revisions.
+pub const GC_OF_HISTORY: &str = "keeping what git revisions reference";
+
 /// What went wrong with a remote, for the hint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RemoteProblem {

@@ -48,7 +48,7 @@ impl Args {
         let explicit = Scope {
             branches: self.all_branches,
             tags: self.all_tags,
-            head: false,
+            every_ref: false,
             all_commits: self.all_commits,
             revs: self.revs.clone(),
         };

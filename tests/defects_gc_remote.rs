@@ -1,0 +1,189 @@
+//! Defects of gc, remotes and diff found on the built binary: what the
+//! default gc keeps (every ref, the stash's entries, each worktree's HEAD
+//! and index), secrets in remote URLs, the messages of folder remotes that
+//! are files, read-only or full, diff's unknown revisions, and the hints of
+//! push, fetch and pull.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// Runs `git args...` in `dir`, with a fixed identity and no user config.
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn git(repo: &Repo, args: &[&str]) -> String {
+    git_in(&repo.root, args)
+}
+
+/// A bale repository in a git repository, `data/a = first` tracked and
+/// committed on `main`.
+fn git_repo(first: &str) -> Repo {
+    let repo = Repo::new();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "t"]);
+    git(&repo, &["config", "user.email", "t@example.com"]);
+    repo.write("data/a", first);
+    repo.bale(&["add", "-q", "data"]).ok();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", first]);
+    repo
+}
+
+/// Records `data/a = content` with `bale commit`; returns the objects of
+/// that version (the file's content and the manifest).
+fn record(repo: &Repo, content: &str) -> [String; 2] {
+    repo.write("data/a", content);
+    repo.bale(&["commit", "-q"]).ok();
+    [hash_hex(content.as_bytes()), repo.pointer_hash("data.bale")]
+}
+
+/// Whether the loose cache object `hex` is there.
+fn has_object(repo: &Repo, hex: &str) -> bool {
+    repo.object_path(hex).is_file()
+}
+
+#[track_caller]
+fn assert_kept(repo: &Repo, objects: &[String; 2], what: &str, run: &Run) {
+    for o in objects {
+        assert!(has_object(repo, o), "{what}: gc deleted {o}:\n{run}");
+    }
+}
+
+// ------------------------------------------------------------ gc: stashes
+
+#[test]
+fn gc_keeps_what_only_a_stash_references() {
+    let repo = git_repo("v1");
+    let v2 = record(&repo, "v2");
+    git(&repo, &["stash", "-q"]);
+    repo.bale(&["checkout", "-q"]).ok();
+    assert_eq!(repo.read_string("data/a"), "v1");
+    let gc = repo.bale(&["gc", "--force"]).ok();
+    assert_kept(&repo, &v2, "stash@{0}", &gc);
+    git(&repo, &["stash", "pop", "-q"]);
+    repo.bale(&["checkout", "-q"]).ok();
+    assert_eq!(repo.read_string("data/a"), "v2");
+}
+
+#[test]
+fn gc_keeps_every_stash_entry_and_the_index_of_each() {
+    let repo = git_repo("v1");
+    let older = record(&repo, "older");
+    git(&repo, &["stash", "-q"]);
+    repo.bale(&["checkout", "-q", "--force"]).ok();
+    // A staged-only change: the index holds `staged`, the work tree `wt`.
+    let staged = record(&repo, "staged");
+    git(&repo, &["add", "data.bale"]);
+    let wt = record(&repo, "wt");
+    git(&repo, &["stash", "-q"]);
+    repo.bale(&["checkout", "-q", "--force"]).ok();
+    let newest = record(&repo, "newest");
+    git(&repo, &["stash", "-q"]);
+    repo.bale(&["checkout", "-q", "--force"]).ok();
+    assert_eq!(repo.read_string("data/a"), "v1");
+    let gc = repo.bale(&["gc", "--force"]).ok();
+    assert_kept(&repo, &newest, "stash@{0}", &gc);
+    assert_kept(&repo, &wt, "stash@{1}, its work tree", &gc);
+    assert_kept(&repo, &staged, "stash@{1}, its index", &gc);
+    assert_kept(&repo, &older, "stash@{2}", &gc);
+    // What nothing references still goes.
+    let junk = record(&repo, "junk");
+    git(&repo, &["checkout", "-q", "--", "data.bale"]);
+    repo.bale(&["checkout", "-q", "--force"]).ok();
+    let gc = repo.bale(&["gc", "--force"]).ok();
+    assert!(!has_object(&repo, &junk[0]), "junk was kept:\n{gc}");
+    // `--workspace` still narrows to the workspace alone.
+    let gc = repo.bale(&["gc", "--force", "--workspace"]).ok();
+    assert!(
+        !has_object(&repo, &newest[0]),
+        "--workspace kept a stash:\n{gc}"
+    );
+}
+
+// ------------------------------------------------- gc: refs and worktrees
+
+#[test]
+fn gc_keeps_what_any_ref_and_each_worktree_head_reference() {
+    let repo = git_repo("v1");
+    let mut versions = Vec::new();
+    for (name, place) in [
+        ("remote", Some("refs/remotes/origin/main")),
+        ("custom", Some("refs/keep/x")),
+        ("worktree", None),
+    ] {
+        let v = record(&repo, name);
+        git(&repo, &["commit", "-q", "-am", name]);
+        match place {
+            Some(r) => git(&repo, &["update-ref", r, "HEAD"]),
+            None => {
+                let wt = repo.outside().join("linked");
+                git(
+                    &repo,
+                    &["worktree", "add", "-q", "--detach", wt.to_str().unwrap()],
+                )
+            }
+        };
+        // main goes back: only that ref (or worktree) holds the version.
+        git(&repo, &["reset", "-q", "--hard", "HEAD~1"]);
+        versions.push((name, v));
+    }
+    repo.bale(&["checkout", "-q", "--force"]).ok();
+    assert_eq!(repo.read_string("data/a"), "v1");
+    let gc = repo.bale(&["gc", "--force"]).ok();
+    for (name, v) in &versions {
+        assert_kept(&repo, v, name, &gc);
+    }
+}
+
+// ------------------------------------------------------------ gc: index
+
+#[test]
+fn gc_keeps_what_only_the_git_index_references() {
+    let repo = git_repo("v1");
+    let v2 = record(&repo, "v2");
+    git(&repo, &["add", "data.bale"]);
+    let v3 = record(&repo, "v3");
+    let gc = repo.bale(&["gc", "--force"]).ok();
+    assert_kept(&repo, &v2, "the index", &gc);
+    assert_kept(&repo, &v3, "the workspace", &gc);
+    git(&repo, &["commit", "-q", "-m", "v2"]);
+    git(&repo, &["checkout", "-q", "--", "data.bale"]);
+    repo.bale(&["checkout", "-q"]).ok();
+    assert_eq!(repo.read_string("data/a"), "v2");
+}
+
+#[test]
+fn gc_keeps_what_a_linked_worktree_index_references() {
+    let repo = git_repo("v1");
+    let wt = repo.outside().join("linked");
+    git(
+        &repo,
+        &["worktree", "add", "-q", "--detach", wt.to_str().unwrap()],
+    );
+    // The linked worktree stages a pointer of an object this cache holds.
+    let staged = record(&repo, "staged");
+    fs::copy(repo.path("data.bale"), wt.join("data.bale")).unwrap();
+    git_in(&wt, &["add", "data.bale"]);
+    git(&repo, &["checkout", "-q", "--", "data.bale"]);
+    repo.bale(&["checkout", "-q", "--force"]).ok();
+    let gc = repo.bale(&["gc", "--force"]).ok();
+    assert_kept(&repo, &staged, "the linked worktree's index", &gc);
+}
