@@ -152,6 +152,12 @@ pub enum Error {
     BadDestination { path: PathBuf, reason: &'static str },
     #[error("ambiguous argument {0:?}: both a revision and a path")]
     AmbiguousArgument(String),
+    #[error("ambiguous argument {0:?}: unknown revision or path not in the working tree")]
+    UnknownRevisionOrPath(String),
+    #[error(
+        "{rev:?} is beyond the history of this shallow clone: the commits it names were not fetched"
+    )]
+    ShallowHistory { rev: String },
     #[error("remote {remote}: {message}")]
     Remote {
         remote: String,
@@ -308,11 +314,20 @@ impl Error {
             Error::AmbiguousArgument(a) => Some(format!(
                 "`bale diff -- {a}` names the target; `refs/heads/{a}` or `refs/tags/{a}` names the revision"
             )),
+            Error::UnknownRevisionOrPath(_) => Some(
+                "name a revision (`git log --oneline` lists commits) or a path in the workspace; `bale diff REV -- PATH` tells them apart".into(),
+            ),
+            Error::ShallowHistory { .. } => Some(
+                "fetch the rest of the history with `git fetch --unshallow`, then run the command again".into(),
+            ),
             Error::BadRevision { .. } => Some(
                 "name a branch, a tag or a commit (anything `git rev-parse` accepts), e.g. `main`, `v1.0`, `HEAD~2`".into(),
             ),
-            Error::NotAGitRepository { .. } => Some(
+            Error::NotAGitRepository { what, .. } if *what == GC_OF_HISTORY => Some(
                 "commit the pointer files to git first (`git init`); `bale gc --workspace` (or `bale gc` with no option) keeps what the workspace references without git".into(),
+            ),
+            Error::NotAGitRepository { .. } => Some(
+                "put the project under git (`git init`) and commit the pointer files: revisions are read from git".into(),
             ),
             Error::MalformedPointer { .. } => {
                 Some("fix the file by hand or restore it from git".into())

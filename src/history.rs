@@ -100,23 +100,35 @@ impl History {
     /// The tree of `rev` (anything `git rev-parse` takes that names a
     /// commit or tree).
     pub fn resolve(&self, rev: &str) -> Result<Rev> {
-        let bad = |message: String| Error::BadRevision {
-            rev: rev.to_owned(),
-            message,
+        let bad = |e: &dyn std::fmt::Display| {
+            if self.beyond_shallow_boundary(rev) {
+                Error::ShallowHistory {
+                    rev: rev.to_owned(),
+                }
+            } else {
+                Error::BadRevision {
+                    rev: rev.to_owned(),
+                    message: e.to_string(),
+                }
+            }
         };
-        let id = self
-            .repo
-            .rev_parse_single(rev)
-            .map_err(|e| bad(e.to_string()))?;
+        let id = self.repo.rev_parse_single(rev).map_err(|e| bad(&e))?;
         let tree = id
             .object()
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| bad(&e))?
             .peel_to_tree()
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| bad(&e))?;
         Ok(Rev {
             name: rev.to_owned(),
             tree: tree.id,
         })
+    }
+
+    /// Whether `rev`, which did not resolve, may name history a shallow
+    /// clone lacks: the repository is shallow and `rev` walks from a
+    /// commit to its ancestors (`~`, `^`).
+    fn beyond_shallow_boundary(&self, rev: &str) -> bool {
+        rev.contains(['~', '^']) && self.repo.is_shallow().unwrap_or(false)
     }
 
     fn tree_of_commit(&self, commit: ObjectId) -> Result<ObjectId> {

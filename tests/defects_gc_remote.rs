@@ -187,3 +187,54 @@ fn gc_keeps_what_a_linked_worktree_index_references() {
     let gc = repo.bale(&["gc", "--force"]).ok();
     assert_kept(&repo, &staged, "the linked worktree's index", &gc);
 }
+
+// ------------------------------------------------------------------ diff
+
+#[test]
+fn diff_of_an_unknown_revision_says_it_is_neither_a_revision_nor_a_path() {
+    let repo = git_repo("v1");
+    let run = repo.bale(&["diff", "HEAD~99"]).fails();
+    assert!(
+        run.stderr.contains("HEAD~99")
+            && run
+                .stderr
+                .contains("unknown revision or path not in the working tree"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("not tracked by bale"), "{run}");
+    assert!(!run.stderr.contains("bale add"), "{run}");
+    // A path that exists but holds no out is still "not tracked".
+    repo.write("plain", "x");
+    let run = repo.bale(&["diff", "plain"]).fails();
+    assert!(run.stderr.contains("not tracked by bale"), "{run}");
+}
+
+#[test]
+fn diff_past_the_boundary_of_a_shallow_clone_says_the_history_is_not_there() {
+    let repo = git_repo("v1");
+    record(&repo, "v2");
+    git(&repo, &["commit", "-q", "-am", "v2"]);
+    let url = format!("file://{}", repo.root.display());
+    let clone = repo.outside().join("shallow");
+    git_in(
+        &repo.outside(),
+        &["clone", "-q", "--depth", "1", &url, clone.to_str().unwrap()],
+    );
+    for args in [
+        &["diff", "HEAD~1"][..],
+        &["diff", "HEAD~1", "--", "data"][..],
+        &["diff", "HEAD^", "data.bale"][..],
+    ] {
+        let run = bale_in(&clone, args).fails();
+        assert!(run.stderr.contains("shallow"), "{run}");
+        assert!(run.stderr.contains("git fetch --unshallow"), "{run}");
+        assert!(!run.stderr.contains("not tracked by bale"), "{run}");
+    }
+}
+
+#[test]
+fn diff_outside_git_does_not_hint_at_gc() {
+    let repo = Repo::new();
+    let run = repo.bale(&["diff"]).fails();
+    assert!(!run.stderr.contains("bale gc"), "{run}");
+}
