@@ -7,7 +7,7 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -186,6 +186,144 @@ fn gc_keeps_what_a_linked_worktree_index_references() {
     repo.bale(&["checkout", "-q", "--force"]).ok();
     let gc = repo.bale(&["gc", "--force"]).ok();
     assert_kept(&repo, &staged, "the linked worktree's index", &gc);
+}
+
+// ------------------------------------------------------ secrets in URLs
+
+/// Every file under `dir` whose bytes hold `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                let bytes = fs::read(e.path()).unwrap();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(e.path());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn secrets_in_remote_urls_are_never_printed_or_stored() {
+    let repo = Repo::new();
+    let attempts: &[(&[&str], &str)] = &[
+        (
+            &["remote", "add", "x", "azure://c/p?sv=1&sig=xyzzy-s3cr3t"],
+            "azure://c/p",
+        ),
+        (
+            &[
+                "remote",
+                "add",
+                "x",
+                "s3://b/p?X-Amz-Signature=xyzzy-s3cr3t",
+            ],
+            "s3://b/p",
+        ),
+        (
+            &["remote", "add", "x", "https://user:xyzzy-s3cr3t@host/"],
+            "https://",
+        ),
+        (
+            &["remote", "add", "x", "file:///p?token=xyzzy-s3cr3t"],
+            "file:///p",
+        ),
+        (&["remote", "add", "x", "s3://b/p#xyzzy-s3cr3t"], "s3://b/p"),
+        (
+            &[
+                "config",
+                "remote.x.url",
+                "s3://b/p?X-Amz-Signature=xyzzy-s3cr3t",
+            ],
+            "s3://b/p",
+        ),
+        (
+            &[
+                "config",
+                "remote.x.url",
+                "azure://c/p?sv=1&sig=xyzzy-s3cr3t",
+            ],
+            "azure://c/p",
+        ),
+        (
+            &["config", "remote.x.url", "file:///p?token=xyzzy-s3cr3t"],
+            "file:///p",
+        ),
+        (
+            &[
+                "remote",
+                "add",
+                "x",
+                "s3://b/p",
+                "--endpoint",
+                "http://host:9000/?sig=xyzzy-s3cr3t",
+            ],
+            "http://host:9000/",
+        ),
+        (
+            &[
+                "config",
+                "remote.x.endpoint",
+                "https://u:xyzzy-s3cr3t@host:9000",
+            ],
+            "https://",
+        ),
+    ];
+    for (args, shown) in attempts {
+        for verbose in [false, true] {
+            let mut args = args.to_vec();
+            if verbose {
+                args.insert(0, "-v");
+            }
+            let run = repo.bale(&args).fails();
+            assert!(!run.stdout.contains("xyzzy-s3cr3t"), "{run}");
+            assert!(!run.stderr.contains("xyzzy-s3cr3t"), "{run}");
+            assert!(
+                run.stderr.contains(shown),
+                "the error should show the redacted URL {shown}:\n{run}"
+            );
+            let leaked = files_holding(&repo.outside(), b"xyzzy-s3cr3t");
+            assert!(leaked.is_empty(), "{leaked:?} hold the secret after\n{run}");
+        }
+    }
+    for args in [&["remote", "list"][..], &["config", "--list"][..]] {
+        let run = repo.bale(args).ok();
+        assert!(!run.stdout.contains("xyzzy-s3cr3t"), "{run}");
+    }
+}
+
+#[test]
+fn a_hand_written_secret_in_config_is_refused_without_being_shown() {
+    let repo = Repo::new();
+    let config = repo.path(".bale/config.local.yaml");
+    fs::write(
+        &config,
+        "core:\n  remote: x\nremote:\n  x:\n    url: s3://b/p?X-Amz-Signature=xyzzy-s3cr3t\n",
+    )
+    .unwrap();
+    repo.write("f", "content");
+    repo.bale(&["add", "-q", "f"]).ok();
+    for args in [
+        &["push"][..],
+        &["-v", "fetch"][..],
+        &["pull"][..],
+        &["status", "--remote"][..],
+        &["remote", "list"][..],
+        &["config", "remote.x.url"][..],
+        &["config", "--list"][..],
+    ] {
+        let run = repo.bale(args);
+        assert!(!run.stdout.contains("xyzzy-s3cr3t"), "{run}");
+        assert!(!run.stderr.contains("xyzzy-s3cr3t"), "{run}");
+    }
 }
 
 // ------------------------------------------------------------------ diff

@@ -60,17 +60,26 @@ pub enum Location {
 
 impl Location {
     /// Reads a remote URL: `s3://bucket[/prefix]`, `file:///path`, or a
-    /// plain path. A URL carrying credentials is refused: it would end up
-    /// in a committed config file.
+    /// plain path. A URL carrying credentials (user info, or a query or
+    /// fragment such as a signature) is refused: it would end up in a
+    /// config file, and none of these schemes takes one.
     pub fn parse(url: &str) -> Result<Location, String> {
         let url = url.trim();
         if url.is_empty() {
             return Err("the URL is empty".into());
         }
+        let no_query = |scheme: &str| {
+            format!(
+                "{scheme} URL takes no query string or fragment: signatures and tokens are never kept in the configuration (S3 keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile of ~/.aws/credentials)"
+            )
+        };
         if let Some(rest) = url.strip_prefix("s3://") {
+            if rest.contains(['?', '#']) {
+                return Err(no_query("an s3://"));
+            }
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.contains('@') || bucket.contains(':') {
-                return Err("credentials do not belong in a URL: give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in a profile of ~/.aws/credentials".into());
+                return Err(CREDENTIALS_IN_URL.into());
             }
             if bucket.is_empty()
                 || !bucket
@@ -89,6 +98,9 @@ impl Location {
             });
         }
         if let Some(path) = url.strip_prefix("file://") {
+            if path.contains(['?', '#']) {
+                return Err(no_query("a file://"));
+            }
             if !path.starts_with('/') {
                 return Err("expected file:///ABSOLUTE/PATH".into());
             }
@@ -103,17 +115,25 @@ impl Location {
     }
 }
 
-/// `url` with any credentials in it (`scheme://USER:SECRET@host`) masked,
-/// for messages.
+const CREDENTIALS_IN_URL: &str = "credentials do not belong in a URL: give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in a profile of ~/.aws/credentials";
+
+/// `url` as messages show it: user info (`scheme://USER:SECRET@host`), a
+/// query string and a fragment (where signatures and tokens travel) masked,
+/// whatever the scheme. A plain path is shown as it is.
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
+    let (rest, tail) = match rest.find(['?', '#']) {
+        Some(i) => (&rest[..i], format!("{}***", &rest[i..i + 1])),
+        None => (rest, String::new()),
+    };
     let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("***{}", &rest[at..]),
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{rest}{tail}")
 }
 
 /// Checks an S3 endpoint URL: http or https, and no credentials in it.
@@ -122,9 +142,12 @@ pub fn check_endpoint(url: &str) -> Result<(), String> {
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
         .ok_or("expected an http:// or https:// URL, such as http://127.0.0.1:9000")?;
-    let authority = rest.split('/').next().unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.contains('@') {
-        return Err("credentials do not belong in a URL: give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in a profile of ~/.aws/credentials".into());
+        return Err(CREDENTIALS_IN_URL.into());
+    }
+    if rest.contains(['?', '#']) {
+        return Err("an endpoint takes no query string or fragment: credentials and signatures are never kept in the configuration".into());
     }
     if authority.is_empty() {
         return Err("the URL names no host".into());
@@ -188,7 +211,7 @@ pub fn spec(config: &ConfigFiles, name: Option<&str>) -> Result<Spec> {
     if let Some(e) = &endpoint {
         check_endpoint(e).map_err(|reason| Error::InvalidConfigValue {
             key: key("endpoint"),
-            value: e.clone(),
+            value: redacted(e),
             reason,
         })?;
     }
@@ -663,5 +686,22 @@ mod tests {
         assert!(check_endpoint("127.0.0.1:9000").is_err());
         assert_eq!(redacted("s3://AK:SK@bucket/p"), "s3://***@bucket/p");
         assert_eq!(redacted("http://h:9/a@b"), "http://h:9/a@b");
+        assert_eq!(redacted("azure://c/p?sv=1&sig=xyzzy"), "azure://c/p?***");
+        assert_eq!(
+            redacted("https://u:xyzzy@host/p?x=1#y"),
+            "https://***@host/p?***"
+        );
+        assert_eq!(redacted("s3://b/p#xyzzy"), "s3://b/p#***");
+        assert_eq!(redacted("https://host?a=u@xyzzy"), "https://host?***");
+        assert_eq!(redacted("/plain/path?x"), "/plain/path?x");
+        for bad in [
+            "s3://b/p?X-Amz-Signature=xyzzy",
+            "file:///p?token=xyzzy",
+            "s3://b/p#xyzzy",
+        ] {
+            let e = Location::parse(bad).unwrap_err();
+            assert!(!e.contains("xyzzy"), "{e}");
+        }
+        assert!(check_endpoint("http://host:9000/?sig=xyzzy").is_err());
     }
 }
