@@ -176,6 +176,14 @@ pub enum RemoteProblem {
     AccessDenied,
     BucketMissing,
     FolderMissing,
+    /// A folder remote's path is a file.
+    NotAFolder,
+    /// A folder remote on a read-only file system.
+    ReadOnly,
+    /// A folder remote this user may not write (or read).
+    PermissionDenied,
+    /// A folder remote whose disk is full.
+    Full,
     Unreachable,
     Failed,
     ObjectMissing,
@@ -194,10 +202,20 @@ fn remote_hint(remote: &str, problem: RemoteProblem) -> Option<String> {
         RemoteProblem::FolderMissing => format!(
             "mount or create the folder, or fix the URL with `bale config remote.{remote}.url PATH`"
         ),
-        RemoteProblem::Unreachable => format!(
-            "check the network and remote.{remote}.endpoint; run the command again to resume (what arrived is not moved again)"
+        RemoteProblem::NotAFolder => format!(
+            "move the file away, or point the remote at a folder with `bale config remote.{remote}.url PATH`"
         ),
-        RemoteProblem::Failed => "run the command again to resume: what arrived is not moved again".into(),
+        RemoteProblem::ReadOnly => format!(
+            "remount that file system read-write, or point the remote at a writable folder with `bale config remote.{remote}.url PATH`"
+        ),
+        RemoteProblem::PermissionDenied => format!(
+            "give this user access to the folder (`ls -ld` shows its owner and mode), or point the remote at another folder with `bale config remote.{remote}.url PATH`"
+        ),
+        RemoteProblem::Full => "free some space on that disk, then run the command again (what arrived is not moved again)".into(),
+        RemoteProblem::Unreachable => format!(
+            "check the network and remote.{remote}.endpoint, then run the command again (a push or fetch resumes: what arrived is not moved again)"
+        ),
+        RemoteProblem::Failed => "run the command again (a push or fetch resumes: what arrived is not moved again)".into(),
         RemoteProblem::ObjectMissing => "push it from a repository whose cache holds it (`bale push`)".into(),
         RemoteProblem::ObjectCorrupt => "the remote's copy is damaged and was not stored; push the object again from a sound cache".into(),
     })

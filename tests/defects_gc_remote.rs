@@ -326,6 +326,129 @@ fn a_hand_written_secret_in_config_is_refused_without_being_shown() {
     }
 }
 
+// --------------------------------------------------------- folder remotes
+
+/// A repository whose default remote is the folder `store` (beside the
+/// repository unless absolute), with the file out `f` added.
+fn with_folder_remote(store: &Path) -> Repo {
+    let repo = Repo::new();
+    let store = repo.outside().join(store);
+    repo.bale(&[
+        "remote",
+        "add",
+        "-q",
+        "origin",
+        store.to_str().unwrap(),
+        "--default",
+    ])
+    .ok();
+    repo.write("f", "content of f");
+    repo.bale(&["add", "-q", "f"]).ok();
+    repo
+}
+
+/// The `error:` and `hint:` lines of a run.
+fn said(run: &Run) -> String {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("error: ") || l.starts_with("hint: "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_folder_remote_that_is_a_file_is_named_so_by_push_fetch_and_status() {
+    let repo = with_folder_remote(Path::new("store"));
+    let store = repo.outside().join("store");
+    fs::write(&store, "a file").unwrap();
+    for args in [&["push"][..], &["fetch"][..], &["status", "--remote"][..]] {
+        let run = repo.bale(args).fails();
+        assert!(
+            run.stderr
+                .contains(&format!("{} is a file, not a folder", store.display())),
+            "{run}"
+        );
+        assert!(!run.stderr.contains("File exists"), "{run}");
+        assert!(!run.stderr.contains("does not exist"), "{run}");
+        assert!(run.stderr.contains("hint: "), "{run}");
+    }
+}
+
+/// A read-only tmpfs mounted for the life of the value (the tests run as
+/// root: a chmod would not stop root, a read-only mount does).
+struct ReadOnlyMount(PathBuf);
+
+impl ReadOnlyMount {
+    fn new(at: &Path) -> ReadOnlyMount {
+        fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mount a read-only tmpfs (needs root): {out:?}"
+        );
+        ReadOnlyMount(at.to_path_buf())
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_read_only_folder_remote_is_named_so_with_a_fix() {
+    let repo = with_folder_remote(Path::new("ro-store"));
+    let store = repo.outside().join("ro-store");
+    let _mount = ReadOnlyMount::new(&store);
+    let run = repo.bale(&["push"]).fails();
+    let text = said(&run);
+    assert!(text.contains("read-only"), "{run}");
+    assert!(text.contains(&store.display().to_string()), "{run}");
+    assert!(!text.contains("Generic"), "{run}");
+    assert!(!text.contains("LocalFileSystem"), "{run}");
+    assert!(!text.contains("run the command again"), "{run}");
+    assert!(text.contains("hint: "), "{run}");
+}
+
+/// The small file system of the disk-full tests (`BALE_TEST_SMALLFS`).
+fn smallfs() -> PathBuf {
+    match std::env::var_os("BALE_TEST_SMALLFS") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => panic!(
+            "BALE_TEST_SMALLFS is not set: it must name a folder on a small file system \
+             (e.g. `mount -t tmpfs -o size=16m tmpfs /tmp/smallfs`); .ci/run sets it"
+        ),
+    }
+}
+
+#[test]
+#[ignore = "needs BALE_TEST_SMALLFS (a small file system), set by .ci/run"]
+fn a_full_folder_remote_is_named_so_with_a_fix() {
+    let small = smallfs();
+    let store = tempfile::tempdir_in(&small).unwrap();
+    // Fill the small file system but for a little.
+    let filler = store.path().join("filler");
+    let mut f = fs::File::create(&filler).unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let repo = with_folder_remote(&store.path().join("remote"));
+    repo.write("big", noise_seeded(1, 4 << 20));
+    repo.bale(&["add", "-q", "big"]).ok();
+    let run = repo.bale(&["push"]).fails();
+    let text = said(&run);
+    assert!(text.contains("full"), "{run}");
+    assert!(!text.contains("Generic"), "{run}");
+    assert!(!text.contains("LocalFileSystem"), "{run}");
+    assert!(text.contains("hint: free"), "{run}");
+    fs::remove_file(filler).unwrap();
+}
+
 // ------------------------------------------------------------------ diff
 
 #[test]

@@ -272,7 +272,8 @@ pub struct Remote {
     pub url: String,
     /// Identifies the remote's content for the local copy of its indexes.
     pub identity: String,
-    is_s3: bool,
+    /// The folder of a folder remote (`None`: S3), for messages.
+    folder: Option<PathBuf>,
     store: Arc<dyn ObjectStore>,
     rt: tokio::runtime::Runtime,
     pub stats: Stats,
@@ -298,40 +299,32 @@ impl Remote {
             problem,
             message,
         };
-        let (store, identity, is_s3): (Arc<dyn ObjectStore>, String, bool) = match &spec.location {
-            Location::Folder(p) => {
-                let dir = paths::normalize(&root.join(p));
-                if !dir.is_dir() {
-                    if purpose == Purpose::Read {
-                        return Err(fail(
-                            RemoteProblem::FolderMissing,
-                            format!("the folder {} does not exist", paths::quoted(&dir)),
-                        ));
-                    }
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| Error::io("create the remote folder", &dir, e))?;
+        let (store, identity, folder): (Arc<dyn ObjectStore>, String, Option<PathBuf>) =
+            match &spec.location {
+                Location::Folder(p) => {
+                    let dir = paths::normalize(&root.join(p));
+                    folder_ready(&spec.name, &dir, purpose)?;
+                    let fs = LocalFileSystem::new_with_prefix(&dir)
+                        .map_err(|e| fail(RemoteProblem::FolderMissing, e.to_string()))?
+                        .with_fsync(true);
+                    (Arc::new(fs), format!("file://{}", dir.display()), Some(dir))
                 }
-                let fs = LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(|e| fail(RemoteProblem::FolderMissing, e.to_string()))?
-                    .with_fsync(true);
-                (Arc::new(fs), format!("file://{}", dir.display()), false)
-            }
-            Location::S3 { bucket, prefix } => {
-                let store = s3_store(spec, bucket).map_err(|(p, m)| fail(p, m))?;
-                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    Arc::new(store)
-                } else {
-                    Arc::new(PrefixStore::new(store, prefix.as_str()))
-                };
-                let endpoint = spec.endpoint.as_deref().unwrap_or("aws");
-                (store, format!("s3://{bucket}/{prefix} at {endpoint}"), true)
-            }
-        };
+                Location::S3 { bucket, prefix } => {
+                    let store = s3_store(spec, bucket).map_err(|(p, m)| fail(p, m))?;
+                    let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                        Arc::new(store)
+                    } else {
+                        Arc::new(PrefixStore::new(store, prefix.as_str()))
+                    };
+                    let endpoint = spec.endpoint.as_deref().unwrap_or("aws");
+                    (store, format!("s3://{bucket}/{prefix} at {endpoint}"), None)
+                }
+            };
         Ok(Remote {
             name: spec.name.clone(),
-            url: spec.url.clone(),
+            url: redacted(&spec.url),
             identity,
-            is_s3,
+            folder,
             store,
             rt,
             stats: Stats::default(),
@@ -341,15 +334,12 @@ impl Remote {
     /// The error for a failed request: what it was, on which key, and what
     /// kind of trouble it is (for the hint).
     fn error(&self, action: &str, key: &str, e: object_store::Error) -> Error {
+        if let Some(dir) = &self.folder {
+            return self.folder_error(action, key, dir, e);
+        }
         let text = e.to_string();
         let problem = match &e {
-            object_store::Error::NotFound { .. } => {
-                if self.is_s3 {
-                    RemoteProblem::BucketMissing
-                } else {
-                    RemoteProblem::FolderMissing
-                }
-            }
+            object_store::Error::NotFound { .. } => RemoteProblem::BucketMissing,
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => RemoteProblem::AccessDenied,
             _ if text.contains("error sending request") || text.contains("onnection refused") => {
@@ -373,6 +363,38 @@ impl Remote {
                 format!("cannot {action} {key}: the server cannot be reached ({text})")
             }
             _ => format!("cannot {action} {key}: {text}"),
+        };
+        Error::Remote {
+            remote: self.name.clone(),
+            problem,
+            message,
+        }
+    }
+
+    /// The error for a failed request to a folder remote: the condition
+    /// named (read-only, permission denied, disk full) with the folder,
+    /// never the wording of `object_store`'s local store.
+    fn folder_error(&self, action: &str, key: &str, dir: &Path, e: object_store::Error) -> Error {
+        let to = match action {
+            "upload" => "to",
+            "download" | "delete" => "from",
+            _ => "in",
+        };
+        let what = format!(
+            "{action} {key} {to} the remote folder {}",
+            paths::quoted(dir)
+        );
+        let (problem, message) = match (&e, io_cause(&e)) {
+            (object_store::Error::NotFound { .. }, _) => (
+                RemoteProblem::FolderMissing,
+                format!("cannot {what}: it is not there"),
+            ),
+            (_, Some(io)) => folder_problem(io, &what)
+                .unwrap_or_else(|| (RemoteProblem::Failed, format!("cannot {what}: {io}"))),
+            (object_store::Error::Generic { source, .. }, None) => {
+                (RemoteProblem::Failed, format!("cannot {what}: {source}"))
+            }
+            (_, None) => (RemoteProblem::Failed, format!("cannot {what}: {e}")),
         };
         Error::Remote {
             remote: self.name.clone(),
@@ -550,6 +572,71 @@ impl Remote {
             }
         }
     }
+}
+
+/// Checks that the folder of a folder remote is there (making it for a
+/// write): a file in its place, a missing folder, a read-only file system
+/// or a denied permission are named as such.
+fn folder_ready(remote: &str, dir: &Path, purpose: Purpose) -> Result<()> {
+    let fail = |problem, message| Error::Remote {
+        remote: remote.to_owned(),
+        problem,
+        message,
+    };
+    let (what, e) = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(fail(
+                RemoteProblem::NotAFolder,
+                format!("{} is a file, not a folder", paths::quoted(dir)),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && purpose == Purpose::Read => {
+            return Err(fail(
+                RemoteProblem::FolderMissing,
+                format!("the folder {} does not exist", paths::quoted(dir)),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) => ("create the remote folder", e),
+        },
+        Err(e) => ("read the remote folder", e),
+    };
+    Err(
+        match folder_problem(&e, &format!("{what} {}", paths::quoted(dir))) {
+            Some((problem, message)) => fail(problem, message),
+            None => Error::io(what, dir, e),
+        },
+    )
+}
+
+/// The I/O error at the root of `e`, if any.
+fn io_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut at: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        at = err.source();
+    }
+    None
+}
+
+/// The conditions of a folder remote that have a fix of their own: the
+/// problem (for the hint) and the message.
+fn folder_problem(e: &std::io::Error, what: &str) -> Option<(RemoteProblem, String)> {
+    let (problem, condition) = match e.raw_os_error()? {
+        libc::EROFS => (RemoteProblem::ReadOnly, "the file system is read-only"),
+        libc::EACCES | libc::EPERM => (RemoteProblem::PermissionDenied, "permission denied"),
+        libc::ENOSPC | libc::EDQUOT => (RemoteProblem::Full, "the disk is full"),
+        libc::ENOTDIR => (
+            RemoteProblem::NotAFolder,
+            "a file stands where a folder is needed",
+        ),
+        _ => return None,
+    };
+    Some((problem, format!("cannot {what}: {condition}")))
 }
 
 /// Runs `work` on each job, on `threads` threads at once (each thread
