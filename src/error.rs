@@ -66,6 +66,9 @@ pub enum Error {
         missing: Vec<String>,
         remote: Option<String>,
     },
+    /// An object still missing after `pull` fetched from `remote`.
+    #[error("{inner}")]
+    MissingOnRemote { remote: String, inner: Box<Error> },
     #[error("the cache folder {} is missing", .0.display())]
     CacheMissing(PathBuf),
     #[error("{} does not exist", .0.display())]
@@ -132,7 +135,7 @@ pub enum Error {
     ConfigUnset(String),
     #[error("there is no remote named {name:?}{}", if known.is_empty() { "; none is configured".to_owned() } else { format!(" (configured: {})", known.join(", ")) })]
     UnknownRemote { name: String, known: Vec<String> },
-    #[error("no remote named: -r NAME is not given and core.remote is not set{}", if known.is_empty() { String::new() } else { format!(" (configured: {})", known.join(", ")) })]
+    #[error("no remote given: pass -r NAME or set core.remote{}", if known.is_empty() { String::new() } else { format!(" (configured: {})", known.join(", ")) })]
     NoDefaultRemote { known: Vec<String> },
     #[error("a remote named {0:?} exists already")]
     RemoteExists(String),
@@ -279,9 +282,22 @@ impl Error {
                     None => "run `bale fetch -r NAME` if a remote holds it (`bale remote list`); otherwise restore it from a copy of the cache, or `bale add` the data again".into(),
                 })
             }
-            Error::UnknownRemote { .. } | Error::NoDefaultRemote { .. } => Some(
-                "add one with `bale remote add NAME URL` (`--default` makes it core.remote), or name one with -r NAME".into(),
+            Error::MissingOnRemote { remote, .. } => Some(format!(
+                "the remote {remote} lacks it too, or holds a damaged copy (see the errors of the fetch above): push it there from a repository whose cache holds it (`bale push -r {remote}`)"
+            )),
+            Error::UnknownRemote { known, .. } if known.is_empty() => Some(
+                "add one with `bale remote add NAME URL` (`--default` makes it core.remote)".into(),
             ),
+            Error::UnknownRemote { .. } => {
+                Some("name one of the configured remotes (`bale remote list` shows them)".into())
+            }
+            Error::NoDefaultRemote { known } if known.is_empty() => Some(
+                "add one with `bale remote add NAME URL --default` (the default is core.remote)".into(),
+            ),
+            Error::NoDefaultRemote { known } => Some(format!(
+                "name one with -r NAME, or make one the default with `bale config core.remote {}`",
+                known.first().map_or("NAME", String::as_str)
+            )),
             Error::RemoteExists(name) => Some(format!(
                 "remove it first with `bale remote remove {name}`, or choose another name"
             )),

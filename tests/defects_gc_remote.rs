@@ -493,9 +493,75 @@ fn diff_past_the_boundary_of_a_shallow_clone_says_the_history_is_not_there() {
     }
 }
 
+// ----------------------------------------------------------------- hints
+
+#[test]
+fn pull_from_a_remote_that_lacks_objects_says_so_and_not_fetch() {
+    let a = with_folder_remote(Path::new("store"));
+    a.bale(&["push", "-q"]).ok();
+    let store = a.outside().join("store");
+    // The remote loses every object but keeps its folder.
+    for e in fs::read_dir(&store).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            fs::remove_dir_all(&p).unwrap();
+        } else {
+            fs::remove_file(&p).unwrap();
+        }
+    }
+    let obj = a.object_for(b"content of f");
+    fs::remove_file(&obj).unwrap();
+    fs::remove_file(a.path("f")).unwrap();
+    let run = a.bale(&["pull"]).fails();
+    let hints: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("hint: "))
+        .collect();
+    assert!(!hints.is_empty(), "{run}");
+    for h in &hints {
+        assert!(!h.contains("bale fetch"), "pull just fetched:\n{run}");
+    }
+    assert!(
+        hints.iter().any(|h| h.contains("bale push")),
+        "the hint should say to push from a repository that has them:\n{run}"
+    );
+}
+
+#[test]
+fn no_remote_given_reads_plainly() {
+    let repo = Repo::new();
+    repo.write("f", "x");
+    repo.bale(&["add", "-q", "f"]).ok();
+    for args in [
+        &["push"][..],
+        &["fetch"][..],
+        &["pull"][..],
+        &["status", "--remote"][..],
+    ] {
+        let run = repo.bale(args).fails();
+        assert!(
+            run.stderr
+                .contains("no remote given: pass -r NAME or set core.remote"),
+            "{run}"
+        );
+        assert!(!run.stderr.contains("no remote named:"), "{run}");
+    }
+}
+
 #[test]
 fn diff_outside_git_does_not_hint_at_gc() {
     let repo = Repo::new();
     let run = repo.bale(&["diff"]).fails();
     assert!(!run.stderr.contains("bale gc"), "{run}");
+}
+
+#[test]
+fn remove_of_an_unknown_remote_does_not_hint_at_dash_r() {
+    let repo = Repo::new();
+    repo.bale(&["remote", "add", "-q", "a", "/tmp/somewhere"])
+        .ok();
+    let run = repo.bale(&["remote", "remove", "b"]).fails();
+    assert!(!run.stderr.contains("-r NAME"), "{run}");
+    assert!(run.stderr.contains("hint: "), "{run}");
 }

@@ -112,7 +112,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
         ctx.say(summary("would remove", bytes));
         if !args.dry_run {
-            hint("nothing was deleted: run `bale gc --force` to delete them");
+            hint("nothing was deleted: run the same `bale gc` with --force to delete them");
         }
         return Ok(());
     }
