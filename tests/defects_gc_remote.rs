@@ -415,6 +415,53 @@ fn a_read_only_folder_remote_is_named_so_with_a_fix() {
     assert!(text.contains("hint: "), "{run}");
 }
 
+/// Runs `bale args...` in `dir` as the user nobody: the tests run as root,
+/// whom a chmod does not stop.
+fn bale_as_nobody(dir: &Path, args: &[&str]) -> Run {
+    let child = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            BIN,
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run setpriv");
+    wait(child, args)
+}
+
+#[test]
+fn a_folder_remote_this_user_may_not_write_is_named_so_with_a_fix() {
+    let repo = with_folder_remote(Path::new("locked"));
+    let store = repo.outside().join("locked");
+    fs::create_dir(&store).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(repo.outside())
+        .status()
+        .expect("run chown");
+    assert!(
+        chown.success(),
+        "chown the test's folder to nobody (needs root)"
+    );
+    fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let run = bale_as_nobody(&repo.root, &["push"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let text = said(&run);
+    assert!(text.contains("permission denied"), "{run}");
+    assert!(text.contains(&store.display().to_string()), "{run}");
+    assert!(!text.contains("Generic"), "{run}");
+    assert!(!text.contains("LocalFileSystem"), "{run}");
+    assert!(!text.contains("run the command again"), "{run}");
+    assert!(text.contains("hint: give this user access"), "{run}");
+}
+
 /// The small file system of the disk-full tests (`BALE_TEST_SMALLFS`).
 fn smallfs() -> PathBuf {
     match std::env::var_os("BALE_TEST_SMALLFS") {
