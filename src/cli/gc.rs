@@ -1,8 +1,9 @@
 //! `bale gc [--workspace | --all-branches --all-tags --all-commits --rev REV]
 //! [--dry-run] [--force]`: delete cache objects that neither the workspace's
 //! pointer files nor those of the chosen git revisions reference (directly,
-//! or through a directory's manifest). It says what would go first, and
-//! deletes only with `--force` or after a yes on a terminal.
+//! or through a directory's manifest). With no option, what every ref, stash
+//! entry, worktree HEAD and git index holds is kept. It says what would go
+//! first, and deletes only with `--force` or after a yes on a terminal.
 
 use std::io::{BufRead, IsTerminal, Write};
 
