@@ -243,6 +243,16 @@ fn check_key(key: &str) -> Result<()> {
     }
 }
 
+/// `value` of `key` as output shows it: a remote's URL or endpoint without
+/// anything secret a hand-edited file may hold (see `remote::redacted`).
+pub fn shown(key: &str, value: &str) -> String {
+    if key.starts_with("remote.") && (key.ends_with(".url") || key.ends_with(".endpoint")) {
+        crate::remote::redacted(value)
+    } else {
+        value.to_owned()
+    }
+}
+
 fn check_value(key: &str, value: &str) -> Result<()> {
     let invalid = |reason: String| Error::InvalidConfigValue {
         key: key.into(),

@@ -83,6 +83,9 @@ pub enum Error {
         missing: Vec<String>,
         remote: Option<String>,
     },
+    /// An object still missing after `pull` fetched from `remote`.
+    #[error("{inner}")]
+    MissingOnRemote { remote: String, inner: Box<Error> },
     #[error("the cache folder {} is missing", .0.display())]
     CacheMissing(PathBuf),
     #[error("{} does not exist", .0.display())]
@@ -165,7 +168,7 @@ pub enum Error {
     ConfigUnset(String),
     #[error("there is no remote named {name:?}{}", if known.is_empty() { "; none is configured".to_owned() } else { format!(" (configured: {})", known.join(", ")) })]
     UnknownRemote { name: String, known: Vec<String> },
-    #[error("no remote named: -r NAME is not given and core.remote is not set{}", if known.is_empty() { String::new() } else { format!(" (configured: {})", known.join(", ")) })]
+    #[error("no remote given: pass -r NAME or set core.remote{}", if known.is_empty() { String::new() } else { format!(" (configured: {})", known.join(", ")) })]
     NoDefaultRemote { known: Vec<String> },
     #[error("a remote named {0:?} exists already")]
     RemoteExists(String),
@@ -185,6 +188,12 @@ pub enum Error {
     BadDestination { path: PathBuf, reason: &'static str },
     #[error("ambiguous argument {0:?}: both a revision and a path")]
     AmbiguousArgument(String),
+    #[error("ambiguous argument {0:?}: unknown revision or path not in the working tree")]
+    UnknownRevisionOrPath(String),
+    #[error(
+        "{rev:?} is beyond the history of this shallow clone: the commits it names were not fetched"
+    )]
+    ShallowHistory { rev: String },
     #[error("remote {remote}: {message}")]
     Remote {
         remote: String,
@@ -193,6 +202,9 @@ pub enum Error {
     },
 }
 
+/// The `what` of `NotAGitRepository` for gc told to keep git revisions.
+pub const GC_OF_HISTORY: &str = "keeping what git revisions reference";
+
 /// What went wrong with a remote, for the hint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RemoteProblem {
@@ -200,6 +212,14 @@ pub enum RemoteProblem {
     AccessDenied,
     BucketMissing,
     FolderMissing,
+    /// A folder remote's path is a file.
+    NotAFolder,
+    /// A folder remote on a read-only file system.
+    ReadOnly,
+    /// A folder remote this user may not write (or read).
+    PermissionDenied,
+    /// A folder remote whose disk is full.
+    Full,
     Unreachable,
     Failed,
     ObjectMissing,
@@ -218,10 +238,20 @@ fn remote_hint(remote: &str, problem: RemoteProblem) -> Option<String> {
         RemoteProblem::FolderMissing => format!(
             "mount or create the folder, or fix the URL with `bale config remote.{remote}.url PATH`"
         ),
-        RemoteProblem::Unreachable => format!(
-            "check the network and remote.{remote}.endpoint; run the command again to resume (what arrived is not moved again)"
+        RemoteProblem::NotAFolder => format!(
+            "move the file away, or point the remote at a folder with `bale config remote.{remote}.url PATH`"
         ),
-        RemoteProblem::Failed => "run the command again to resume: what arrived is not moved again".into(),
+        RemoteProblem::ReadOnly => format!(
+            "remount that file system read-write, or point the remote at a writable folder with `bale config remote.{remote}.url PATH`"
+        ),
+        RemoteProblem::PermissionDenied => format!(
+            "give this user access to the folder (`ls -ld` shows its owner and mode), or point the remote at another folder with `bale config remote.{remote}.url PATH`"
+        ),
+        RemoteProblem::Full => "free some space on that disk, then run the command again (what arrived is not moved again)".into(),
+        RemoteProblem::Unreachable => format!(
+            "check the network and remote.{remote}.endpoint, then run the command again (a push or fetch resumes: what arrived is not moved again)"
+        ),
+        RemoteProblem::Failed => "run the command again (a push or fetch resumes: what arrived is not moved again)".into(),
         RemoteProblem::ObjectMissing => "push it from a repository whose cache holds it (`bale push`)".into(),
         RemoteProblem::ObjectCorrupt => "the remote's copy is damaged and was not stored; push the object again from a sound cache".into(),
     })
@@ -293,9 +323,22 @@ impl Error {
                     None => "run `bale fetch -r NAME` if a remote holds it (`bale remote list`); otherwise restore it from a copy of the cache, or `bale add` the data again".into(),
                 })
             }
-            Error::UnknownRemote { .. } | Error::NoDefaultRemote { .. } => Some(
-                "add one with `bale remote add NAME URL` (`--default` makes it core.remote), or name one with -r NAME".into(),
+            Error::MissingOnRemote { remote, .. } => Some(format!(
+                "the remote {remote} lacks it too, or holds a damaged copy (see the errors of the fetch above): push it there from a repository whose cache holds it (`bale push -r {remote}`)"
+            )),
+            Error::UnknownRemote { known, .. } if known.is_empty() => Some(
+                "add one with `bale remote add NAME URL` (`--default` makes it core.remote)".into(),
             ),
+            Error::UnknownRemote { .. } => {
+                Some("name one of the configured remotes (`bale remote list` shows them)".into())
+            }
+            Error::NoDefaultRemote { known } if known.is_empty() => Some(
+                "add one with `bale remote add NAME URL --default` (the default is core.remote)".into(),
+            ),
+            Error::NoDefaultRemote { known } => Some(format!(
+                "name one with -r NAME, or make one the default with `bale config core.remote {}`",
+                known.first().map_or("NAME", String::as_str)
+            )),
             Error::RemoteExists(name) => Some(format!(
                 "remove it first with `bale remote remove {name}`, or choose another name"
             )),
@@ -373,16 +416,25 @@ impl Error {
             Error::AmbiguousArgument(a) => Some(format!(
                 "`bale diff -- {a}` names the target; `refs/heads/{a}` or `refs/tags/{a}` names the revision"
             )),
+            Error::UnknownRevisionOrPath(_) => Some(
+                "name a revision (`git log --oneline` lists commits) or a path in the workspace; `bale diff REV -- PATH` tells them apart".into(),
+            ),
+            Error::ShallowHistory { .. } => Some(
+                "fetch the rest of the history with `git fetch --unshallow`, then run the command again".into(),
+            ),
             Error::BadRevision { .. } => Some(
                 "name a branch, a tag or a commit (anything `git rev-parse` accepts), e.g. `main`, `v1.0`, `HEAD~2`".into(),
             ),
-            Error::NotAGitRepository { .. } => Some(
+            Error::NotAGitRepository { what, .. } if *what == GC_OF_HISTORY => Some(
                 "commit the pointer files to git first (`git init`); `bale gc --workspace` (or `bale gc` with no option) keeps what the workspace references without git".into(),
             ),
             Error::PointerConflict(p) => Some(format!(
                 "resolve the conflict: keep one side (`git checkout --ours {0}` or `--theirs {0}`), `git add {0}`, then `bale checkout`",
                 crate::paths::quoted(p)
             )),
+            Error::NotAGitRepository { .. } => Some(
+                "put the project under git (`git init`) and commit the pointer files: revisions are read from git".into(),
+            ),
             Error::MalformedPointer { .. } => {
                 Some("fix the file by hand or restore it from git".into())
             }

@@ -46,6 +46,11 @@ impl FoundPointer {
     }
 }
 
+/// Whether a file of this name is a pointer file.
+fn is_pointer_name(name: &str) -> bool {
+    name.len() > pointer::SUFFIX.len() && name.ends_with(pointer::SUFFIX)
+}
+
 fn git_error(what: impl Into<String>) -> impl FnOnce(&dyn std::fmt::Display) -> Error {
     let what = what.into();
     move |e| Error::Git {
@@ -95,23 +100,35 @@ impl History {
     /// The tree of `rev` (anything `git rev-parse` takes that names a
     /// commit or tree).
     pub fn resolve(&self, rev: &str) -> Result<Rev> {
-        let bad = |message: String| Error::BadRevision {
-            rev: rev.to_owned(),
-            message,
+        let bad = |e: &dyn std::fmt::Display| {
+            if self.beyond_shallow_boundary(rev) {
+                Error::ShallowHistory {
+                    rev: rev.to_owned(),
+                }
+            } else {
+                Error::BadRevision {
+                    rev: rev.to_owned(),
+                    message: e.to_string(),
+                }
+            }
         };
-        let id = self
-            .repo
-            .rev_parse_single(rev)
-            .map_err(|e| bad(e.to_string()))?;
+        let id = self.repo.rev_parse_single(rev).map_err(|e| bad(&e))?;
         let tree = id
             .object()
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| bad(&e))?
             .peel_to_tree()
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| bad(&e))?;
         Ok(Rev {
             name: rev.to_owned(),
             tree: tree.id,
         })
+    }
+
+    /// Whether `rev`, which did not resolve, may name history a shallow
+    /// clone lacks: the repository is shallow and `rev` walks from a
+    /// commit to its ancestors (`~`, `^`).
+    fn beyond_shallow_boundary(&self, rev: &str) -> bool {
+        rev.contains(['~', '^']) && self.repo.is_shallow().unwrap_or(false)
     }
 
     fn tree_of_commit(&self, commit: ObjectId) -> Result<ObjectId> {
@@ -165,16 +182,130 @@ impl History {
         self.revs_of(self.ref_tips("refs/tags/")?)
     }
 
-    /// HEAD's commit, unless HEAD is unborn.
-    pub fn head(&self) -> Result<Option<Rev>> {
-        match self.repo.head_commit() {
-            Ok(c) => Ok(Some(Rev {
-                name: "HEAD".into(),
-                tree: self.tree_of_commit(c.id)?,
-            })),
-            Err(_) if self.repo.head().is_ok_and(|h| h.is_unborn()) => Ok(None),
-            Err(e) => Err(git_error("read HEAD")(&e)),
+    /// What the default gc keeps besides the workspace, as revisions: the
+    /// commit of every reference under `refs/` (branches, tags,
+    /// remote-tracking branches, anything else), every entry of the stash
+    /// (`stash@{N}`, read from its reflog) with its index and untracked
+    /// commits, and the HEAD of every worktree. Each commit once.
+    pub fn every_ref(&self) -> Result<Vec<Rev>> {
+        let mut tips = self.ref_tips("refs/")?;
+        tips.extend(self.stash_entries()?);
+        for (name, wt) in self.worktrees()? {
+            if let Ok(c) = wt.head_commit() {
+                tips.push((format!("HEAD of {name}"), c.id));
+            }
         }
+        let mut seen = HashSet::new();
+        tips.retain(|(_, c)| seen.insert(*c));
+        self.revs_of(tips)
+    }
+
+    /// Every entry of the stash's reflog, and for each its second and
+    /// further parents: the commit of the index as it was stashed, and of
+    /// the untracked files (`git stash -u`). A staged-only change lives in
+    /// the index commit alone.
+    fn stash_entries(&self) -> Result<Vec<(String, ObjectId)>> {
+        let what = "read the stash's reflog";
+        let Some(stash) = self
+            .repo
+            .try_find_reference("refs/stash")
+            .map_err(git!(what))?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut entries = Vec::new();
+        let mut platform = stash.log_iter();
+        if let Some(lines) = platform.all().map_err(git!(what))? {
+            for line in lines {
+                let line = line.map_err(|e| git_error(what)(&e))?;
+                entries.push(line.new_oid().to_owned());
+            }
+        }
+        // The reflog lists the oldest first; stash@{0} is the newest.
+        let n = entries.len();
+        let mut out = Vec::new();
+        for (i, id) in entries.into_iter().enumerate() {
+            let name = format!("stash@{{{}}}", n - 1 - i);
+            let commit = self
+                .repo
+                .find_commit(id)
+                .map_err(git!(format!("read {name}")))?;
+            for (p, parent) in commit.parent_ids().enumerate().skip(1) {
+                out.push((format!("{name}^{}", p + 1), parent.detach()));
+            }
+            out.push((name, id));
+        }
+        Ok(out)
+    }
+
+    /// The repository of every worktree, the one opened first, with a name
+    /// for messages.
+    fn worktrees(&self) -> Result<Vec<(String, gix::Repository)>> {
+        let what = "list the git worktrees";
+        let mut out = vec![("this worktree".to_owned(), self.repo.clone())];
+        for wt in self.repo.worktrees_including_main().map_err(git!(what))? {
+            let wt = wt.map_err(|e| git_error(what)(&e))?;
+            if wt.git_dir() == self.repo.git_dir() {
+                continue;
+            }
+            let name = match wt.workdir() {
+                Some(w) => format!("the worktree {}", w.display()),
+                None => format!("the repository {}", wt.git_dir().display()),
+            };
+            out.push((name, wt));
+        }
+        Ok(out)
+    }
+
+    /// The pointer files staged in the git index of every worktree (under
+    /// the bale root, `.bale` folders skipped), each with the name of its
+    /// index.
+    pub fn index_pointers(&self) -> Result<Vec<(String, FoundPointer)>> {
+        use gix::index::entry::{Flags, Mode};
+        let mut out = Vec::new();
+        for (name, wt) in self.worktrees()? {
+            let index_name = format!("the git index of {name}");
+            let index = wt
+                .index_or_empty()
+                .map_err(git!(format!("read {index_name}")))?;
+            for e in index.entries() {
+                // An intent-to-add entry names no blob yet; a sparse entry
+                // is a folder.
+                if !(e.mode == Mode::FILE || e.mode == Mode::FILE_EXECUTABLE)
+                    || e.flags.contains(Flags::INTENT_TO_ADD)
+                {
+                    continue;
+                }
+                let Ok(path) = std::str::from_utf8(e.path(&index)) else {
+                    continue;
+                };
+                let Some(rel) = self.below_root(path) else {
+                    continue;
+                };
+                let in_bale_dir = rel.split('/').any(|c| c == crate::repo::BALE_DIR);
+                let file_name = rel.rsplit('/').next().unwrap_or(rel);
+                if !in_bale_dir && is_pointer_name(file_name) {
+                    out.push((
+                        index_name.clone(),
+                        FoundPointer {
+                            path: rel.to_owned(),
+                            blob: e.id,
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `path` (relative to the git work tree, '/' separators) relative to
+    /// the bale root; `None` when it is not below it.
+    fn below_root<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let mut rest = path;
+        for c in &self.prefix {
+            rest = rest.strip_prefix(c.as_str())?.strip_prefix('/')?;
+        }
+        Some(rest)
     }
 
     /// Every commit reachable from any reference or HEAD.
@@ -274,10 +405,7 @@ impl History {
                 if name != crate::repo::BALE_DIR {
                     subtrees.push((e.oid().to_owned(), path));
                 }
-            } else if e.mode().is_blob()
-                && name.len() > pointer::SUFFIX.len()
-                && name.ends_with(pointer::SUFFIX)
-            {
+            } else if e.mode().is_blob() && is_pointer_name(name) {
                 found(FoundPointer {
                     path,
                     blob: e.oid().to_owned(),

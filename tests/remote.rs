@@ -782,7 +782,7 @@ fn bad_remote_urls_and_names_are_refused() {
     let run = r.bale(&["push"]).fails();
     assert!(
         run.stderr
-            .contains("-r NAME is not given and core.remote is not set"),
+            .contains("no remote given: pass -r NAME or set core.remote"),
         "{run}"
     );
     let run = r.bale(&["fetch", "-r", "nope"]).fails();

@@ -21,6 +21,26 @@ pub struct Args {
     /// Overwrite or delete workspace content that is not in the cache
     #[arg(short, long)]
     pub force: bool,
+    /// Set by `pull`: the remote just fetched from, so that an object still
+    /// missing is not met with `hint: bale fetch`.
+    #[arg(skip)]
+    pub fetched_from: Option<String>,
+}
+
+impl Args {
+    /// `e` as this checkout reports it: after a fetch, an object still
+    /// missing is one the remote lacks.
+    fn explain(&self, e: Error) -> Error {
+        match (&self.fetched_from, e) {
+            (Some(remote), e @ (Error::MissingObject { .. } | Error::ObjectsMissing { .. })) => {
+                Error::MissingOnRemote {
+                    remote: remote.clone(),
+                    inner: Box::new(e),
+                }
+            }
+            (_, e) => e,
+        }
+    }
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -42,7 +62,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         match co::plan_out(&repo, &state, &linker, o, opts, ctx.quiet) {
             Ok(p) => planned.push(p),
             Err(e) => {
-                report(&e);
+                report(&args.explain(e));
                 failed.insert(key);
             }
         }
@@ -92,7 +112,12 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             lines.push(co::summary(&w, args.relink));
         } else {
             failed.insert(w.out.key.clone());
-            bar.suspend(|| report_all(&applied.errors));
+            let errors: Vec<Error> = applied
+                .errors
+                .into_iter()
+                .map(|e| args.explain(e))
+                .collect();
+            bar.suspend(|| report_all(&errors));
         }
         if ctx.verbose {
             lines.extend(applied.changes.lines());

@@ -29,7 +29,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let Some(key) = args.key.as_deref() else {
         let repo = ctx.open_config(false)?;
         for (k, v) in repo.config.list()? {
-            ctx.print(format!("{k}={v}"));
+            ctx.print(format!("{k}={}", crate::config::shown(&k, &v)));
         }
         return Ok(());
     };
@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         })
     };
     if !writing {
-        ctx.print(effective(&repo)?);
+        ctx.print(crate::config::shown(key, &effective(&repo)?));
         return Ok(());
     }
     if key == "cache.dir"
@@ -79,7 +79,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     match after {
-        Some(v) => ctx.say(format!("{key} = {v}")),
+        Some(v) => ctx.say(format!("{key} = {}", crate::config::shown(key, &v))),
         None => ctx.say(format!("{key} unset")),
     }
     Ok(())

@@ -67,6 +67,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     // leading ones that resolve (at most two).
     let mut revs = Vec::new();
     let mut targets: Vec<PathBuf> = Vec::new();
+    // Leading arguments that did not resolve, with why: one that is no
+    // path either is reported as git does.
+    let mut unresolved: Vec<(PathBuf, Error)> = Vec::new();
     if !args.targets.is_empty() {
         if args.args.len() > 2 {
             return Err(Error::BadRevision {
@@ -83,12 +86,18 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     } else {
         for a in &args.args {
             let rev = match (&history, revs.len() < 2 && targets.is_empty()) {
-                (Some(h), true) => h.resolve(a).ok(),
+                (Some(h), true) => match h.resolve(a) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        unresolved.push((PathBuf::from(a), e));
+                        None
+                    }
+                },
                 _ => None,
             };
             match rev {
                 Some(r) => {
-                    if is_path(&ctx.cwd, a) {
+                    if is_path(&ctx.cwd, Path::new(a)) {
                         return Err(Error::AmbiguousArgument(a.clone()).into());
                     }
                     revs.push(r);
@@ -148,7 +157,15 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if let Some(i) = matched.borrow().iter().position(|m| !m)
         && let Some(t) = targets.get(i)
     {
-        return Err(Error::NotTracked(t.clone()).into());
+        if is_path(&ctx.cwd, t) {
+            return Err(Error::NotTracked(t.clone()).into());
+        }
+        return Err(match unresolved.into_iter().find(|(u, _)| u == t) {
+            Some((_, e @ Error::ShallowHistory { .. })) => e,
+            Some(_) => Error::UnknownRevisionOrPath(t.to_string_lossy().into_owned()),
+            None => Error::NotFound(t.clone()),
+        }
+        .into());
     }
     let total = Total {
         added: outs.iter().map(|o| o.changes.added.len()).sum(),
@@ -204,7 +221,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 
 /// Whether `arg` names something in the workspace: a path, or an out by
 /// its pointer file.
-fn is_path(cwd: &Path, arg: &str) -> bool {
+fn is_path(cwd: &Path, arg: &Path) -> bool {
     let p = cwd.join(arg);
     p.symlink_metadata().is_ok() || pointer::pointer_path(&p).is_file()
 }

@@ -28,8 +28,9 @@ pub struct PullArgs {
     pub force: bool,
 }
 
-/// Fetches; returns how many outs could not be fetched whole.
-pub fn fetch_targets(ctx: &Ctx, args: &Args) -> anyhow::Result<usize> {
+/// Fetches; returns how many outs could not be fetched whole, and the
+/// remote's name.
+pub fn fetch_targets(ctx: &Ctx, args: &Args) -> anyhow::Result<(usize, String)> {
     let repo = ctx.open(true)?;
     let spec = remote::spec(&repo.config, args.remote.as_deref())?;
     let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Refuse)?;
@@ -66,24 +67,25 @@ pub fn fetch_targets(ctx: &Ctx, args: &Args) -> anyhow::Result<usize> {
             if fetched.packed { ", into packs" } else { "" }
         ));
     }
-    Ok(errors.len() + fetched.errors.len())
+    Ok((errors.len() + fetched.errors.len(), remote.name))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    match fetch_targets(ctx, &args)? {
+    match fetch_targets(ctx, &args)?.0 {
         0 => Ok(()),
         n => Err(Error::Errors { count: n }.into()),
     }
 }
 
 pub fn pull(ctx: &Ctx, args: PullArgs) -> anyhow::Result<()> {
-    let missing = fetch_targets(ctx, &args.fetch)?;
+    let (missing, remote) = fetch_targets(ctx, &args.fetch)?;
     super::checkout::run(
         ctx,
         super::checkout::Args {
             targets: args.fetch.targets,
             relink: false,
             force: args.force,
+            fetched_from: Some(remote),
         },
     )?;
     match missing {

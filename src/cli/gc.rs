@@ -1,8 +1,9 @@
 //! `bale gc [--workspace | --all-branches --all-tags --all-commits --rev REV]
 //! [--dry-run] [--force]`: delete cache objects that neither the workspace's
 //! pointer files nor those of the chosen git revisions reference (directly,
-//! or through a directory's manifest). It says what would go first, and
-//! deletes only with `--force` or after a yes on a terminal.
+//! or through a directory's manifest). With no option, what every ref, stash
+//! entry, worktree HEAD and git index holds is kept. It says what would go
+//! first, and deletes only with `--force` or after a yes on a terminal.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -48,7 +49,7 @@ impl Args {
         let explicit = Scope {
             branches: self.all_branches,
             tags: self.all_tags,
-            head: false,
+            every_ref: false,
             all_commits: self.all_commits,
             revs: self.revs.clone(),
         };
@@ -112,7 +113,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
         ctx.say(summary("would remove", bytes));
         if !args.dry_run {
-            hint("nothing was deleted: run `bale gc --force` to delete them");
+            hint("nothing was deleted: run the same `bale gc` with --force to delete them");
         }
         return Ok(());
     }

@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 } else {
                     ""
                 };
-                ctx.print(format!("{name}\t{url}{mark}"));
+                ctx.print(format!("{name}\t{}{mark}", remote::redacted(&url)));
             }
             Ok(())
         }
@@ -93,7 +93,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 repo.config.set("core.remote", Some(&name), local)?;
             }
             ctx.say(format!(
-                "added the remote {name} ({url}){}",
+                "added the remote {name} ({}){}",
+                remote::redacted(&url),
                 if default { ", the default" } else { "" }
             ));
             Ok(())

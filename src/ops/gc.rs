@@ -1,6 +1,7 @@
 //! gc's knowledge of what is referenced: every object that a pointer file
 //! of the workspace names, directly or through a manifest, and the same for
-//! the pointer files of the git revisions the scope asks for.
+//! the pointer files of the git revisions the scope asks for (by default:
+//! whatever any ref, stash entry, worktree HEAD or git index holds).
 
 use std::collections::HashSet;
 
@@ -18,26 +19,26 @@ use crate::repo::Repo;
 pub struct Scope {
     pub branches: bool,
     pub tags: bool,
-    /// HEAD's commit (part of the default scope).
-    pub head: bool,
+    /// The default scope: every reference under `refs/`, every stash entry
+    /// (with its index commit), the HEAD and the git index of every
+    /// worktree.
+    pub every_ref: bool,
     pub all_commits: bool,
     pub revs: Vec<String>,
 }
 
 impl Scope {
-    /// What `bale gc` keeps with no option: every branch tip, every tag,
-    /// HEAD.
+    /// What `bale gc` keeps with no option: everything any ref, stash entry,
+    /// worktree HEAD or git index reaches at its tip.
     pub fn default_refs() -> Scope {
         Scope {
-            branches: true,
-            tags: true,
-            head: true,
+            every_ref: true,
             ..Scope::default()
         }
     }
 
     pub fn reads_history(&self) -> bool {
-        self.branches || self.tags || self.head || self.all_commits || !self.revs.is_empty()
+        self.branches || self.tags || self.every_ref || self.all_commits || !self.revs.is_empty()
     }
 }
 
@@ -91,7 +92,7 @@ pub fn referenced(
         if explicit {
             return Err(Error::NotAGitRepository {
                 path: repo.root.clone(),
-                what: "keeping what git revisions reference",
+                what: crate::error::GC_OF_HISTORY,
             });
         }
         return Ok(r);
@@ -108,6 +109,15 @@ pub fn referenced(
                 blobs.push((rev.name.clone(), p));
             }
         })?;
+    }
+    // A pointer staged with `git add` and not committed is in the index
+    // alone; the next `git commit` needs its objects.
+    if scope.every_ref {
+        for (index, p) in history.index_pointers()? {
+            if seen_blobs.insert(p.blob) {
+                blobs.push((index, p));
+            }
+        }
     }
     r.pointer_blobs = blobs.len();
     let mut manifests: Vec<(Hash, String)> = Vec::new();
@@ -152,6 +162,8 @@ fn revisions(history: &History, scope: &Scope) -> Result<Vec<Rev>> {
     }
     if scope.all_commits {
         revs.extend(history.all_commits()?);
+    } else if scope.every_ref {
+        revs.extend(history.every_ref()?);
     } else {
         if scope.branches {
             revs.extend(history.branches()?);
@@ -159,9 +171,6 @@ fn revisions(history: &History, scope: &Scope) -> Result<Vec<Rev>> {
         if scope.tags {
             revs.extend(history.tags()?);
         }
-    }
-    if scope.head {
-        revs.extend(history.head()?);
     }
     Ok(revs)
 }

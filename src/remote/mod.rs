@@ -60,17 +60,26 @@ pub enum Location {
 
 impl Location {
     /// Reads a remote URL: `s3://bucket[/prefix]`, `file:///path`, or a
-    /// plain path. A URL carrying credentials is refused: it would end up
-    /// in a committed config file.
+    /// plain path. A URL carrying credentials (user info, or a query or
+    /// fragment such as a signature) is refused: it would end up in a
+    /// config file, and none of these schemes takes one.
     pub fn parse(url: &str) -> Result<Location, String> {
         let url = url.trim();
         if url.is_empty() {
             return Err("the URL is empty".into());
         }
+        let no_query = |scheme: &str| {
+            format!(
+                "{scheme} URL takes no query string or fragment: signatures and tokens are never kept in the configuration (S3 keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile of ~/.aws/credentials)"
+            )
+        };
         if let Some(rest) = url.strip_prefix("s3://") {
+            if rest.contains(['?', '#']) {
+                return Err(no_query("an s3://"));
+            }
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.contains('@') || bucket.contains(':') {
-                return Err("credentials do not belong in a URL: give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in a profile of ~/.aws/credentials".into());
+                return Err(CREDENTIALS_IN_URL.into());
             }
             if bucket.is_empty()
                 || !bucket
@@ -89,6 +98,9 @@ impl Location {
             });
         }
         if let Some(path) = url.strip_prefix("file://") {
+            if path.contains(['?', '#']) {
+                return Err(no_query("a file://"));
+            }
             if !path.starts_with('/') {
                 return Err("expected file:///ABSOLUTE/PATH".into());
             }
@@ -103,17 +115,25 @@ impl Location {
     }
 }
 
-/// `url` with any credentials in it (`scheme://USER:SECRET@host`) masked,
-/// for messages.
+const CREDENTIALS_IN_URL: &str = "credentials do not belong in a URL: give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in a profile of ~/.aws/credentials";
+
+/// `url` as messages show it: user info (`scheme://USER:SECRET@host`), a
+/// query string and a fragment (where signatures and tokens travel) masked,
+/// whatever the scheme. A plain path is shown as it is.
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
+    let (rest, tail) = match rest.find(['?', '#']) {
+        Some(i) => (&rest[..i], format!("{}***", &rest[i..i + 1])),
+        None => (rest, String::new()),
+    };
     let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("***{}", &rest[at..]),
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{rest}{tail}")
 }
 
 /// Checks an S3 endpoint URL: http or https, and no credentials in it.
@@ -122,9 +142,12 @@ pub fn check_endpoint(url: &str) -> Result<(), String> {
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
         .ok_or("expected an http:// or https:// URL, such as http://127.0.0.1:9000")?;
-    let authority = rest.split('/').next().unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.contains('@') {
-        return Err("credentials do not belong in a URL: give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in a profile of ~/.aws/credentials".into());
+        return Err(CREDENTIALS_IN_URL.into());
+    }
+    if rest.contains(['?', '#']) {
+        return Err("an endpoint takes no query string or fragment: credentials and signatures are never kept in the configuration".into());
     }
     if authority.is_empty() {
         return Err("the URL names no host".into());
@@ -188,7 +211,7 @@ pub fn spec(config: &ConfigFiles, name: Option<&str>) -> Result<Spec> {
     if let Some(e) = &endpoint {
         check_endpoint(e).map_err(|reason| Error::InvalidConfigValue {
             key: key("endpoint"),
-            value: e.clone(),
+            value: redacted(e),
             reason,
         })?;
     }
@@ -249,7 +272,8 @@ pub struct Remote {
     pub url: String,
     /// Identifies the remote's content for the local copy of its indexes.
     pub identity: String,
-    is_s3: bool,
+    /// The folder of a folder remote (`None`: S3), for messages.
+    folder: Option<PathBuf>,
     store: Arc<dyn ObjectStore>,
     rt: tokio::runtime::Runtime,
     pub stats: Stats,
@@ -275,40 +299,32 @@ impl Remote {
             problem,
             message,
         };
-        let (store, identity, is_s3): (Arc<dyn ObjectStore>, String, bool) = match &spec.location {
-            Location::Folder(p) => {
-                let dir = paths::normalize(&root.join(p));
-                if !dir.is_dir() {
-                    if purpose == Purpose::Read {
-                        return Err(fail(
-                            RemoteProblem::FolderMissing,
-                            format!("the folder {} does not exist", paths::quoted(&dir)),
-                        ));
-                    }
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| Error::io("create the remote folder", &dir, e))?;
+        let (store, identity, folder): (Arc<dyn ObjectStore>, String, Option<PathBuf>) =
+            match &spec.location {
+                Location::Folder(p) => {
+                    let dir = paths::normalize(&root.join(p));
+                    folder_ready(&spec.name, &dir, purpose)?;
+                    let fs = LocalFileSystem::new_with_prefix(&dir)
+                        .map_err(|e| fail(RemoteProblem::FolderMissing, e.to_string()))?
+                        .with_fsync(true);
+                    (Arc::new(fs), format!("file://{}", dir.display()), Some(dir))
                 }
-                let fs = LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(|e| fail(RemoteProblem::FolderMissing, e.to_string()))?
-                    .with_fsync(true);
-                (Arc::new(fs), format!("file://{}", dir.display()), false)
-            }
-            Location::S3 { bucket, prefix } => {
-                let store = s3_store(spec, bucket).map_err(|(p, m)| fail(p, m))?;
-                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    Arc::new(store)
-                } else {
-                    Arc::new(PrefixStore::new(store, prefix.as_str()))
-                };
-                let endpoint = spec.endpoint.as_deref().unwrap_or("aws");
-                (store, format!("s3://{bucket}/{prefix} at {endpoint}"), true)
-            }
-        };
+                Location::S3 { bucket, prefix } => {
+                    let store = s3_store(spec, bucket).map_err(|(p, m)| fail(p, m))?;
+                    let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                        Arc::new(store)
+                    } else {
+                        Arc::new(PrefixStore::new(store, prefix.as_str()))
+                    };
+                    let endpoint = spec.endpoint.as_deref().unwrap_or("aws");
+                    (store, format!("s3://{bucket}/{prefix} at {endpoint}"), None)
+                }
+            };
         Ok(Remote {
             name: spec.name.clone(),
-            url: spec.url.clone(),
+            url: redacted(&spec.url),
             identity,
-            is_s3,
+            folder,
             store,
             rt,
             stats: Stats::default(),
@@ -318,15 +334,12 @@ impl Remote {
     /// The error for a failed request: what it was, on which key, and what
     /// kind of trouble it is (for the hint).
     fn error(&self, action: &str, key: &str, e: object_store::Error) -> Error {
+        if let Some(dir) = &self.folder {
+            return self.folder_error(action, key, dir, e);
+        }
         let text = e.to_string();
         let problem = match &e {
-            object_store::Error::NotFound { .. } => {
-                if self.is_s3 {
-                    RemoteProblem::BucketMissing
-                } else {
-                    RemoteProblem::FolderMissing
-                }
-            }
+            object_store::Error::NotFound { .. } => RemoteProblem::BucketMissing,
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => RemoteProblem::AccessDenied,
             _ if text.contains("error sending request") || text.contains("onnection refused") => {
@@ -350,6 +363,38 @@ impl Remote {
                 format!("cannot {action} {key}: the server cannot be reached ({text})")
             }
             _ => format!("cannot {action} {key}: {text}"),
+        };
+        Error::Remote {
+            remote: self.name.clone(),
+            problem,
+            message,
+        }
+    }
+
+    /// The error for a failed request to a folder remote: the condition
+    /// named (read-only, permission denied, disk full) with the folder,
+    /// never the wording of `object_store`'s local store.
+    fn folder_error(&self, action: &str, key: &str, dir: &Path, e: object_store::Error) -> Error {
+        let to = match action {
+            "upload" => "to",
+            "download" | "delete" => "from",
+            _ => "in",
+        };
+        let what = format!(
+            "{action} {key} {to} the remote folder {}",
+            paths::quoted(dir)
+        );
+        let (problem, message) = match (&e, io_cause(&e)) {
+            (object_store::Error::NotFound { .. }, _) => (
+                RemoteProblem::FolderMissing,
+                format!("cannot {what}: it is not there"),
+            ),
+            (_, Some(io)) => folder_problem(io, &what)
+                .unwrap_or_else(|| (RemoteProblem::Failed, format!("cannot {what}: {io}"))),
+            (object_store::Error::Generic { source, .. }, None) => {
+                (RemoteProblem::Failed, format!("cannot {what}: {source}"))
+            }
+            (_, None) => (RemoteProblem::Failed, format!("cannot {what}: {e}")),
         };
         Error::Remote {
             remote: self.name.clone(),
@@ -529,6 +574,71 @@ impl Remote {
     }
 }
 
+/// Checks that the folder of a folder remote is there (making it for a
+/// write): a file in its place, a missing folder, a read-only file system
+/// or a denied permission are named as such.
+fn folder_ready(remote: &str, dir: &Path, purpose: Purpose) -> Result<()> {
+    let fail = |problem, message| Error::Remote {
+        remote: remote.to_owned(),
+        problem,
+        message,
+    };
+    let (what, e) = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(fail(
+                RemoteProblem::NotAFolder,
+                format!("{} is a file, not a folder", paths::quoted(dir)),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && purpose == Purpose::Read => {
+            return Err(fail(
+                RemoteProblem::FolderMissing,
+                format!("the folder {} does not exist", paths::quoted(dir)),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) => ("create the remote folder", e),
+        },
+        Err(e) => ("read the remote folder", e),
+    };
+    Err(
+        match folder_problem(&e, &format!("{what} {}", paths::quoted(dir))) {
+            Some((problem, message)) => fail(problem, message),
+            None => Error::io(what, dir, e),
+        },
+    )
+}
+
+/// The I/O error at the root of `e`, if any.
+fn io_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut at: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        at = err.source();
+    }
+    None
+}
+
+/// The conditions of a folder remote that have a fix of their own: the
+/// problem (for the hint) and the message.
+fn folder_problem(e: &std::io::Error, what: &str) -> Option<(RemoteProblem, String)> {
+    let (problem, condition) = match e.raw_os_error()? {
+        libc::EROFS => (RemoteProblem::ReadOnly, "the file system is read-only"),
+        libc::EACCES | libc::EPERM => (RemoteProblem::PermissionDenied, "permission denied"),
+        libc::ENOSPC | libc::EDQUOT => (RemoteProblem::Full, "the disk is full"),
+        libc::ENOTDIR => (
+            RemoteProblem::NotAFolder,
+            "a file stands where a folder is needed",
+        ),
+        _ => return None,
+    };
+    Some((problem, format!("cannot {what}: {condition}")))
+}
+
 /// Runs `work` on each job, on `threads` threads at once (each thread
 /// drives one transfer at a time); the results come back in job order.
 pub fn in_parallel<J: Send, R: Send>(
@@ -663,5 +773,22 @@ mod tests {
         assert!(check_endpoint("127.0.0.1:9000").is_err());
         assert_eq!(redacted("s3://AK:SK@bucket/p"), "s3://***@bucket/p");
         assert_eq!(redacted("http://h:9/a@b"), "http://h:9/a@b");
+        assert_eq!(redacted("azure://c/p?sv=1&sig=xyzzy"), "azure://c/p?***");
+        assert_eq!(
+            redacted("https://u:xyzzy@host/p?x=1#y"),
+            "https://***@host/p?***"
+        );
+        assert_eq!(redacted("s3://b/p#xyzzy"), "s3://b/p#***");
+        assert_eq!(redacted("https://host?a=u@xyzzy"), "https://host?***");
+        assert_eq!(redacted("/plain/path?x"), "/plain/path?x");
+        for bad in [
+            "s3://b/p?X-Amz-Signature=xyzzy",
+            "file:///p?token=xyzzy",
+            "s3://b/p#xyzzy",
+        ] {
+            let e = Location::parse(bad).unwrap_err();
+            assert!(!e.contains("xyzzy"), "{e}");
+        }
+        assert!(check_endpoint("http://host:9000/?sig=xyzzy").is_err());
     }
 }

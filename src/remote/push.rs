@@ -172,9 +172,15 @@ pub fn push(repo: &Repo, remote: &Remote, outs: &[OutObjects], opts: &Options) -
             for p in bad.iter().take(10) {
                 let hash = o.manifest.entries().find(|e| e.path == *p).map(|e| e.hash);
                 if let Some(h) = hash {
-                    pushed
-                        .errors
-                        .push(repo.cache.missing(h, display_path(&o.key, p)));
+                    let mut e = repo.cache.missing(h, display_path(&o.key, p));
+                    // The remote pushed to lacks it too: its hint would be
+                    // to fetch from there.
+                    if let Error::MissingObject { remote: r, .. } = &mut e
+                        && r.as_deref() == Some(remote.name.as_str())
+                    {
+                        *r = None;
+                    }
+                    pushed.errors.push(e);
                 }
             }
             pushed.errors.push(Error::Remote {
