@@ -116,7 +116,7 @@ pub enum Error {
     #[error("{count} of the outs could not be completed (see the errors above)")]
     Incomplete { count: usize },
     #[error("{}: {}", crate::paths::quoted(archive), match entry {
-        Some(e) => format!("entry {}: {reason}", crate::paths::quoted_str(e)),
+        Some(e) => format!("entry {}: {reason}", entry_shown(e)),
         None => reason.clone(),
     })]
     BadArchive {
@@ -192,6 +192,16 @@ fn remote_hint(remote: &str, problem: RemoteProblem) -> Option<String> {
         RemoteProblem::ObjectMissing => "push it from a repository whose cache holds it (`bale push`)".into(),
         RemoteProblem::ObjectCorrupt => "the remote's copy is damaged and was not stored; push the object again from a sound cache".into(),
     })
+}
+
+/// An archive entry's name for a message: quoted when it would not be
+/// seen as a name otherwise (empty, or only `.` and `/`).
+fn entry_shown(name: &str) -> String {
+    if name.chars().all(|c| c == '.' || c == '/') {
+        format!("{name:?}")
+    } else {
+        crate::paths::quoted_str(name)
+    }
 }
 
 fn list_paths(paths: &[PathBuf]) -> String {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::fsutil;
 use crate::import::{self, Input, Mode};
 use crate::ops::checkout::{self as co, Planned};
 use crate::ops::track;
@@ -108,6 +109,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         compress: repo.settings.pack_compression,
         batch_entries: usize::try_from(repo.settings.batch_entries).unwrap_or(usize::MAX),
         batch_bytes: repo.settings.batch_bytes,
+        name_max: fsutil::name_max(abs.parent().unwrap_or(&abs)),
         wait: ctx.wait,
         quiet: ctx.quiet,
     };

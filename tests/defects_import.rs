@@ -1,0 +1,274 @@
+//! Defects of `bale import` and `bale get` found on the built binary
+//! (issue 23): names a tar or zip entry cannot have (`.`, empty, longer
+//! than a file system allows), an empty tar, the summary's counts and link
+//! type, a full disk during a loose import, hints that name the command
+//! they sit in, and the folder `get` makes inside the git work tree.
+
+mod common;
+
+use std::fs;
+use std::io::{Cursor, Write};
+
+use common::*;
+use zip::ZipWriter;
+use zip::write::SimpleFileOptions;
+
+/// The good files every test archive holds before its odd entry.
+const LEAD: [(&str, &[u8]); 2] = [
+    ("good/one.txt", b"first good file\n"),
+    ("good/two.txt", b"second good file\n"),
+];
+
+/// A GNU tar header for `name`, copied byte for byte (no checks of the
+/// tar crate apply).
+fn raw_header(name: &[u8], kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(size);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    h
+}
+
+/// A tar of the `LEAD` files, then a regular file named `name` (raw).
+fn tar_with_file_named(name: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (n, data) in LEAD {
+        b.append(
+            &raw_header(n.as_bytes(), tar::EntryType::Regular, data.len() as u64),
+            data,
+        )
+        .unwrap();
+    }
+    let data = b"a file with an odd name\n";
+    b.append(
+        &raw_header(name, tar::EntryType::Regular, data.len() as u64),
+        &data[..],
+    )
+    .unwrap();
+    b.into_inner().unwrap()
+}
+
+/// A tar of `files` (name, content) through the tar crate (long names get
+/// the GNU extension).
+fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A stored zip of `files` (name, content).
+fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut z = ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data) in files {
+        let opts = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .unix_permissions(0o644);
+        z.start_file(*name, opts).unwrap();
+        z.write_all(data).unwrap();
+    }
+    z.finish().unwrap().into_inner()
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes an archive beside the repository and returns its path.
+fn put(repo: &Repo, name: &str, bytes: &[u8]) -> String {
+    let p = repo.outside().join(name);
+    fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+fn error_lines(run: &Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect()
+}
+
+/// Asserts that `bale import ARCHIVE data` of `bytes` fails with exit 1
+/// and an `error:` line holding `names`, leaving no pointer, no workspace
+/// folder, no `.gitignore` line and no manifest behind.
+#[track_caller]
+fn assert_refused(file: &str, bytes: &[u8], names: &str, what: &str) -> Run {
+    let repo = Repo::new();
+    repo.cache_type("copy");
+    let archive = put(&repo, file, bytes);
+    let before = tree(&repo.root);
+    let run = repo.bale(&["import", &archive, "data"]).fails();
+    assert!(
+        error_lines(&run).iter().any(|l| l.contains(names)),
+        "{what}: the error must name the entry ({names}):\n{run}"
+    );
+    assert!(
+        !repo.path("data.bale").exists(),
+        "{what}: pointer left\n{run}"
+    );
+    assert!(!repo.path("data").exists(), "{what}: folder left\n{run}");
+    assert!(
+        manifest_objects(&repo).is_empty(),
+        "{what}: a manifest was stored\n{run}"
+    );
+    assert_eq!(
+        tree(&repo.root),
+        before,
+        "{what}: the repository changed\n{run}"
+    );
+    run
+}
+
+// ---------------------------------------------- 2: `.` and empty names
+
+// issue 23, item 2
+#[test]
+fn a_tar_file_entry_named_dot_or_empty_is_refused_naming_it() {
+    for (name, shown) in [
+        (&b"."[..], "entry \".\""),
+        (b"./", "entry \"./\""),
+        (b"./.", "entry \"./.\""),
+        (b"", "entry \"\""),
+    ] {
+        let what = format!("tar file entry {:?}", name.escape_ascii().to_string());
+        assert_refused("data.tar", &tar_with_file_named(name), shown, &what);
+    }
+}
+
+// issue 23, item 2: the zip reader refuses them already.
+#[test]
+fn a_zip_file_entry_named_dot_or_empty_is_refused_naming_it() {
+    for (name, shown) in [(".", "entry \".\""), ("", "entry \"\"")] {
+        let mut files = LEAD.to_vec();
+        files.push((name, b"a file with an odd name\n"));
+        let what = format!("zip file entry {name:?}");
+        assert_refused("data.zip", &zip_of(&files), shown, &what);
+    }
+}
+
+// The archive's own root folder, `./`, is still no entry at all.
+#[test]
+fn a_tar_root_folder_entry_is_still_accepted() {
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&raw_header(b"./", tar::EntryType::Directory, 0), &b""[..])
+        .unwrap();
+    let (n, data) = LEAD[0];
+    b.append(
+        &raw_header(n.as_bytes(), tar::EntryType::Regular, data.len() as u64),
+        data,
+    )
+    .unwrap();
+    let repo = Repo::new();
+    let archive = put(&repo, "data.tar", &b.into_inner().unwrap());
+    let run = repo.bale(&["import", &archive, "data"]).ok();
+    assert!(run.stdout.contains("imported 1 file "), "{run}");
+    assert_eq!(repo.read(&format!("data/{n}")), data);
+}
+
+// ---------------------------------------------------- 3: an empty tar
+
+// issue 23, item 3
+#[test]
+fn an_empty_tar_imports_zero_files_as_its_gzip_does() {
+    // What `tar cf e.tar --files-from /dev/null` writes.
+    let empty = vec![0u8; 10240];
+    assert_eq!(tar_of(&[]).iter().filter(|b| **b != 0).count(), 0);
+    for (file, bytes) in [("e.tar", empty.clone()), ("e.tar.gz", gz(&empty))] {
+        let repo = Repo::new();
+        let archive = put(&repo, file, &bytes);
+        let run = repo.bale(&["import", &archive, "data"]).ok();
+        assert!(run.stdout.contains("imported 0 files"), "{file}: {run}");
+        assert_eq!(
+            repo.pointer("data.bale")["outs"][0]["nfiles"].as_u64(),
+            Some(0)
+        );
+    }
+    // The two zero blocks alone, as the tar crate ends an archive.
+    let repo = Repo::new();
+    let archive = put(&repo, "e.tar", &vec![0u8; 1024]);
+    repo.bale(&["import", &archive, "data"]).ok();
+}
+
+// Zeros that are not two whole blocks are no tar.
+#[test]
+fn a_file_of_fewer_zeros_is_still_not_an_archive() {
+    let repo = Repo::new();
+    let archive = put(&repo, "zeros.tar", &vec![0u8; 600]);
+    let run = repo.bale(&["import", &archive, "data"]).fails();
+    assert!(run.stderr.contains("not an archive"), "{run}");
+}
+
+// ----------------------------------------- 4: every new object counted
+
+// issue 23, item 4
+#[test]
+fn the_summary_counts_entries_larger_than_a_batch() {
+    let five = noise_seeded(5, 5_000_000);
+    let three = noise_seeded(3, 3_000_000);
+    let small = b"small\n".to_vec();
+    let tar = tar_of(&[("five", &five), ("three", &three), ("small", &small)]);
+    let repo = Repo::new();
+    repo.bale(&["config", "import.batch_bytes", "2M"]).ok();
+    let archive = put(&repo, "data.tar", &tar);
+    let run = repo.bale(&["import", &archive, "data"]).ok();
+    assert!(run.stdout.contains("; 3 objects new"), "{run}");
+    // Again: nothing is new.
+    fs::remove_dir_all(repo.path("data")).unwrap();
+    fs::remove_file(repo.path("data.bale")).unwrap();
+    let run = repo.bale(&["import", &archive, "data"]).ok();
+    assert!(run.stdout.contains("; 0 objects new"), "{run}");
+}
+
+// --------------------------------------- 6: names too long for a file
+
+const LONG: usize = 256;
+
+// issue 23, item 6
+#[test]
+fn an_entry_name_longer_than_the_file_system_allows_is_refused() {
+    let long = "x".repeat(LONG);
+    let nested = format!("sub/{long}/leaf");
+    for name in [long.as_str(), nested.as_str()] {
+        let mut files = LEAD.to_vec();
+        files.push((name, b"too long\n"));
+        let shown = &long[..40];
+        assert_refused("data.tar", &tar_of(&files), shown, "tar, long name");
+        assert_refused("data.zip", &zip_of(&files), shown, "zip, long name");
+    }
+    // 255 bytes is fine.
+    let ok = "y".repeat(255);
+    let repo = Repo::new();
+    let archive = put(&repo, "data.zip", &zip_of(&[(ok.as_str(), b"fits\n")]));
+    repo.bale(&["import", &archive, "data"]).ok();
+    assert_eq!(repo.read(&format!("data/{ok}")), b"fits\n");
+    repo.bale(&["checkout", "data"]).ok();
+}
+
+// issue 23, item 6: a pointer can never name such a path either.
+#[test]
+fn a_pointer_naming_a_component_longer_than_255_bytes_is_refused() {
+    let repo = Repo::new();
+    repo.write("d/a", "a\n");
+    repo.bale(&["add", "-q", "d"]).ok();
+    let text = repo.read_string("d.bale");
+    let long = "x".repeat(LONG);
+    fs::write(
+        repo.path("d.bale"),
+        text.replace("path: d", &format!("path: {long}")),
+    )
+    .unwrap();
+    let run = repo.bale(&["checkout"]).fails();
+    assert!(run.stderr.contains("255"), "{run}");
+    assert!(!run.stderr.contains("too long (os error"), "{run}");
+}
