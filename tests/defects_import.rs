@@ -8,6 +8,8 @@ mod common;
 
 use std::fs;
 use std::io::{Cursor, Write};
+use std::path::Path;
+use std::process::Command;
 
 use common::*;
 use zip::ZipWriter;
@@ -228,6 +230,111 @@ fn the_summary_counts_entries_larger_than_a_batch() {
     fs::remove_file(repo.path("data.bale")).unwrap();
     let run = repo.bale(&["import", &archive, "data"]).ok();
     assert!(run.stdout.contains("; 0 objects new"), "{run}");
+}
+
+// ------------------------------------------ 5: the link type named
+
+/// The link type the summary names after "checked out as", if any.
+fn checked_out_as(run: &Run) -> Option<String> {
+    let at = run.stdout.find("checked out as ")?;
+    let rest = &run.stdout[at + "checked out as ".len()..];
+    Some(rest.lines().next().unwrap_or("").trim().to_owned())
+}
+
+fn many_small_tar(n: usize) -> Vec<u8> {
+    let files: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("f{i:04}"), format!("small file {i}\n").into_bytes()))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_slice()))
+        .collect();
+    tar_of(&refs)
+}
+
+// issue 23, item 5: a packed record shares no blocks with a file, so its
+// checkout is a copy whatever the file system.
+#[test]
+fn a_packed_import_says_it_checked_out_copies() {
+    let repo = Repo::new();
+    let archive = put(&repo, "data.tar", &many_small_tar(50));
+    let run = repo.bale(&["import", "--packed", &archive, "data"]).ok();
+    assert_eq!(checked_out_as(&run).as_deref(), Some("copy"), "{run}");
+}
+
+// issue 23, item 5
+#[test]
+fn an_empty_import_names_no_link_type() {
+    for t in ["reflink,copy", "hardlink", "copy"] {
+        let repo = Repo::new();
+        repo.cache_type(t);
+        let archive = put(&repo, "e.tar.gz", &gz(&tar_of(&[])));
+        let run = repo.bale(&["import", &archive, "data"]).ok();
+        assert_eq!(checked_out_as(&run), None, "{t}: {run}");
+        for word in ["reflink", "hardlink", "symlink", "copy"] {
+            assert!(!has_word(&run.stdout, word), "{t}: names {word}: {run}");
+        }
+    }
+}
+
+// issue 23, item 5: loose objects on a file system without reflinks.
+#[test]
+fn a_loose_import_names_the_type_its_files_have() {
+    if reflinks_work(&std::env::temp_dir()) {
+        return;
+    }
+    let repo = Repo::new();
+    let archive = put(&repo, "data.tar", &many_small_tar(5));
+    let run = repo.bale(&["import", "--loose", &archive, "data"]).ok();
+    assert_eq!(checked_out_as(&run).as_deref(), Some("copy"), "{run}");
+    repo.cache_type("hardlink,copy");
+    let run = repo.bale(&["import", "--loose", &archive, "more"]).ok();
+    assert_eq!(checked_out_as(&run).as_deref(), Some("hardlink"), "{run}");
+}
+
+/// Whether a FICLONE of a file in `dir` works.
+fn reflinks_work(dir: &Path) -> bool {
+    let d = tempfile::tempdir_in(dir).unwrap();
+    let a = d.path().join("a");
+    fs::write(&a, b"x").unwrap();
+    Command::new("cp")
+        .args(["--reflink=always"])
+        .arg(&a)
+        .arg(d.path().join("b"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+// issue 23, item 5: on XFS, large entries are reflinked and small packed
+// ones copied; the summary names both.
+#[test]
+#[ignore = "needs BALE_TEST_XFS (a folder on an XFS mount with reflink=1), set by .ci/run"]
+fn an_import_on_xfs_names_reflink_and_copy_as_used() {
+    let base = xfs_base();
+    let large = noise_seeded(9, 2 << 20);
+    let repo = Repo::new_in(&base);
+    let archive = put(&repo, "big.tar", &tar_of(&[("large", &large)]));
+    let run = repo.bale(&["import", &archive, "big"]).ok();
+    assert_eq!(checked_out_as(&run).as_deref(), Some("reflink"), "{run}");
+    assert_linked_as(&repo, "big/large", &large, "reflink", false);
+
+    let archive = put(&repo, "small.tar", &many_small_tar(50));
+    let run = repo.bale(&["import", "--packed", &archive, "small"]).ok();
+    assert_eq!(checked_out_as(&run).as_deref(), Some("copy"), "{run}");
+
+    let large2 = noise_seeded(10, 2 << 20);
+    let archive = put(
+        &repo,
+        "mixed.tar",
+        &tar_of(&[("large", &large2), ("small", b"small\n")]),
+    );
+    let run = repo.bale(&["import", "--packed", &archive, "mixed"]).ok();
+    let said = checked_out_as(&run).unwrap_or_default();
+    assert!(
+        has_word(&said, "reflink") && has_word(&said, "copy"),
+        "a mixed checkout names both types: {run}"
+    );
 }
 
 // --------------------------------------- 6: names too long for a file

@@ -561,7 +561,8 @@ impl Cache {
     /// bytes with link type `t`. A copy is verified by its hash on the way; a
     /// symlink, which would dangle silently, by the object's presence and
     /// size. A hard link or reflink shares the object's blocks and is checked
-    /// by its size once placed.
+    /// by its size once placed. Returns the type made: a reflink of a packed
+    /// object is a copy.
     pub fn link(
         &self,
         t: LinkType,
@@ -569,7 +570,7 @@ impl Cache {
         size: u64,
         dest: &Path,
         executable: bool,
-    ) -> Result<(), LinkError> {
+    ) -> Result<LinkType, LinkError> {
         // An object a checkout's run of reads found packed (`hint_reads`)
         // is copied from its pack without a look for a loose one first.
         let packed_first =
@@ -579,13 +580,13 @@ impl Cache {
                 Err(LinkError::Missing) => {}
                 // The loose copy was set aside; a packed one may be sound.
                 Err(LinkError::Corrupt) if matches!(self.packs.locate(hash), Ok(Some(_))) => {}
-                other => return other,
+                other => return other.map(|()| t),
             }
         }
         match t {
             LinkType::Hardlink | LinkType::Symlink => {
                 self.unpack(hash)?;
-                self.link_loose(t, hash, size, dest, executable)
+                self.link_loose(t, hash, size, dest, executable).map(|()| t)
             }
             // A packed record shares no blocks with a file: a reflink of it
             // is a copy, private and writable as a reflink is.
@@ -597,7 +598,7 @@ impl Cache {
                     Err(e) if packed_first => {
                         return match self.link_loose(t, hash, size, dest, executable) {
                             Err(LinkError::Missing) => Err(e),
-                            other => other,
+                            other => other.map(|()| t),
                         };
                     }
                     Err(e) => return Err(e),
@@ -606,7 +607,8 @@ impl Cache {
                     return Err(LinkError::Corrupt);
                 }
                 let mut out = create_private(dest, executable).map_err(LinkError::Io)?;
-                out.write_all(&bytes).map_err(LinkError::Io)
+                out.write_all(&bytes).map_err(LinkError::Io)?;
+                Ok(LinkType::Copy)
             }
         }
     }

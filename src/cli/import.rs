@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::fsutil;
+use crate::fsutil::{self, LinkType};
 use crate::import::{self, Input, Mode};
 use crate::ops::checkout::{self as co, Planned};
 use crate::ops::track;
@@ -208,7 +208,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     bar.finish();
     failed += applied.errors.len();
     if applied.errors.is_empty() {
-        ctx.say(format!("{what}; checked out as {}", linker.current()));
+        ctx.say(format!(
+            "{what}; {}",
+            checked_out_as(applied.link_types, imp.nfiles)
+        ));
     } else {
         ctx.say(format!("{what}; its checkout is incomplete"));
         report_all(&applied.errors);
@@ -223,6 +226,27 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         return Err(Error::Incomplete { count: 1 }.into());
     }
     Ok(())
+}
+
+/// How the files were checked out, by the link types they were made with
+/// (none when no file was written).
+fn checked_out_as(mut types: Vec<LinkType>, nfiles: usize) -> String {
+    const ORDER: [LinkType; 4] = [
+        LinkType::Reflink,
+        LinkType::Hardlink,
+        LinkType::Symlink,
+        LinkType::Copy,
+    ];
+    types.sort_by_key(|t| ORDER.iter().position(|o| o == t));
+    if types.is_empty() {
+        return if nfiles == 0 {
+            "nothing to check out".into()
+        } else {
+            "the workspace had its files already".into()
+        };
+    }
+    let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+    format!("checked out as {}", names.join(" and "))
 }
 
 #[cfg(test)]
