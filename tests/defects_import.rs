@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 use std::io::{Cursor, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -378,4 +378,48 @@ fn a_pointer_naming_a_component_longer_than_255_bytes_is_refused() {
     let run = repo.bale(&["checkout"]).fails();
     assert!(run.stderr.contains("255"), "{run}");
     assert!(!run.stderr.contains("too long (os error"), "{run}");
+}
+
+// --------------------------------- 10: a full disk during a loose import
+
+/// The small file system of the disk-full tests (`BALE_TEST_SMALLFS`).
+fn smallfs() -> PathBuf {
+    match std::env::var_os("BALE_TEST_SMALLFS") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => panic!("BALE_TEST_SMALLFS is not set: .ci/run sets it"),
+    }
+}
+
+// issue 23, item 10
+#[test]
+#[ignore = "needs BALE_TEST_SMALLFS (a small file system), set by .ci/run"]
+fn disk_full_during_a_loose_import_says_the_disk_is_full() {
+    let repo = Repo::new_in(&smallfs());
+    let entries: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| (format!("part{i}"), noise_seeded(100 + i, 3 << 20)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_slice()))
+        .collect();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let archive = elsewhere.path().join("data.tar");
+    fs::write(&archive, tar_of(&refs)).unwrap();
+    let run = repo
+        .bale(&["import", "--loose", archive.to_str().unwrap(), "data"])
+        .fails();
+    let errors = error_lines(&run);
+    let line = errors.first().copied().unwrap_or_default();
+    assert!(line.starts_with("error: the disk is full: "), "{run}");
+    assert!(line.contains(".bale"), "the error names the path: {run}");
+    assert_eq!(
+        line.matches(".bale-tmp.").count(),
+        usize::from(line.contains(".bale-tmp.")),
+        "the path is named once: {run}"
+    );
+    assert!(
+        run.hints().iter().any(|h| h.contains("free some space")),
+        "{run}"
+    );
+    assert!(!repo.path("data.bale").exists(), "{run}");
 }

@@ -65,7 +65,12 @@ impl Incoming {
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
-        self.tmp.write_all(bytes).at("write", self.tmp.path())
+        // Through the file: `NamedTempFile`'s own writes wrap an error with
+        // its path, hiding the OS error (a full disk) from `Error::io`.
+        self.tmp
+            .as_file_mut()
+            .write_all(bytes)
+            .at("write", self.tmp.path())
     }
 
     pub fn size(&self) -> u64 {
@@ -271,7 +276,7 @@ impl Cache {
         let bytes = self.packed_bytes(hash)?;
         let io_err = |e: Error| LinkError::Io(io::Error::other(e.to_string()));
         let mut tmp = self.create_temp().map_err(io_err)?;
-        tmp.write_all(&bytes).map_err(LinkError::Io)?;
+        tmp.as_file_mut().write_all(&bytes).map_err(LinkError::Io)?;
         self.publish(tmp, hash).map_err(io_err)?;
         Ok(())
     }
@@ -451,7 +456,8 @@ impl Cache {
             return Ok(false);
         }
         let mut tmp = self.create_temp()?;
-        tmp.write_all(bytes).at("write", tmp.path())?;
+        // Through the file, so that a full disk is told as one (`Incoming`).
+        tmp.as_file_mut().write_all(bytes).at("write", tmp.path())?;
         self.publish(tmp, hash)
     }
 

@@ -88,7 +88,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
     let mut tmp = temp::create_in(dir).at("create a file in", dir)?;
-    tmp.write_all(bytes).at("write", tmp.path())?;
+    // Through the file: `NamedTempFile`'s own writes wrap an error with its
+    // path, hiding the OS error (a full disk) from `Error::io`.
+    tmp.as_file_mut().write_all(bytes).at("write", tmp.path())?;
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
         .at("write", tmp.path())?;
