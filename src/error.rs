@@ -98,6 +98,8 @@ pub enum Error {
     },
     #[error("checkout would overwrite or delete content that is not in the cache:\n{}", list_paths(.0))]
     WouldLoseData(Vec<PathBuf>),
+    #[error("the import would overwrite or delete content that is not in the cache:\n{}", list_paths(.0))]
+    ImportWouldLoseData(Vec<PathBuf>),
     #[error("no link type in cache.type {tried:?} works for {}", path.display())]
     NoLinkType {
         tried: String,
@@ -128,6 +130,13 @@ pub enum Error {
     NotMade { count: usize },
     #[error("{} exists and is not the out of this archive", crate::paths::quoted(.0))]
     DestinationExists(PathBuf),
+    #[error("cannot import into {}: it {} the tracked out {}", crate::paths::quoted(path), if *inside { "is inside" } else { "holds" }, crate::paths::quoted(out))]
+    ImportOverlapsOut {
+        path: PathBuf,
+        out: PathBuf,
+        /// Whether DEST is inside the out (else it holds it).
+        inside: bool,
+    },
     #[error("{0} is not set")]
     ConfigUnset(String),
     #[error("there is no remote named {name:?}{}", if known.is_empty() { "; none is configured".to_owned() } else { format!(" (configured: {})", known.join(", ")) })]
@@ -251,6 +260,10 @@ impl Error {
                 "record the changes with `bale commit`, or discard them with `bale checkout --force`"
                     .into(),
             ),
+            Error::ImportWouldLoseData(_) => Some(
+                "record the changes with `bale commit` first, or discard them with `bale import --force`"
+                    .into(),
+            ),
             Error::Locked(_) => {
                 Some("wait for the other bale command to finish, then run this one again".into())
             }
@@ -279,6 +292,17 @@ impl Error {
                 "import with --force to replace {} with the archive's content, or name another destination",
                 crate::paths::quoted(p)
             )),
+            Error::ImportOverlapsOut { out, inside, .. } => Some(if *inside {
+                format!(
+                    "name a destination outside {} (`bale import ARCHIVE DEST`)",
+                    crate::paths::quoted(out)
+                )
+            } else {
+                format!(
+                    "name another destination (`bale import ARCHIVE DEST`), or stop tracking {} first (delete its .bale file)",
+                    crate::paths::quoted(out)
+                )
+            }),
             Error::NoSpace { .. } => {
                 Some("free some space on that disk (`bale gc` drops unreferenced objects), then run the command again".into())
             }
@@ -318,8 +342,12 @@ impl Error {
             Error::BadRevision { .. } => Some(
                 "name a branch, a tag or a commit (anything `git rev-parse` accepts), e.g. `main`, `v1.0`, `HEAD~2`".into(),
             ),
-            Error::NotAGitRepository { .. } => Some(
+            // gc names what it keeps; get and diff read a revision.
+            Error::NotAGitRepository { what, .. } if what.starts_with("keeping") => Some(
                 "commit the pointer files to git first (`git init`); `bale gc --workspace` (or `bale gc` with no option) keeps what the workspace references without git".into(),
+            ),
+            Error::NotAGitRepository { .. } => Some(
+                "commit the pointer files to git first (`git init`, `git add`, `git commit`), then name one of its revisions".into(),
             ),
             Error::MalformedPointer { .. } => {
                 Some("fix the file by hand or restore it from git".into())

@@ -423,3 +423,76 @@ fn disk_full_during_a_loose_import_says_the_disk_is_full() {
     );
     assert!(!repo.path("data.bale").exists(), "{run}");
 }
+
+// ------------------------------------- 13: hints name their own command
+
+/// The bale commands the hints name in backquotes (`bale checkout`...).
+fn commands_hinted(run: &Run) -> Vec<String> {
+    run.hints()
+        .iter()
+        .flat_map(|h| {
+            h.match_indices("`bale ")
+                .filter_map(|(i, _)| h[i + 6..].split([' ', '`']).next())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+// issue 23, item 13
+#[test]
+fn an_import_over_local_edits_hints_import_force() {
+    let repo = Repo::new();
+    repo.cache_type("copy");
+    let first = put(&repo, "one.tar", &tar_of(&[("a", b"one\n")]));
+    let second = put(&repo, "two.tar", &tar_of(&[("a", b"two\n")]));
+    repo.bale(&["import", &first, "data"]).ok();
+    repo.write("data/a", "my edit\n");
+    let run = repo.bale(&["import", &second, "data"]).fails();
+    let hints = run.hints().join("\n");
+    assert!(hints.contains("bale import --force"), "{run}");
+    assert!(!hints.contains("checkout"), "{run}");
+    assert_eq!(repo.read_string("data/a"), "my edit\n");
+    repo.bale(&["import", "--force", &second, "data"]).ok();
+    assert_eq!(repo.read_string("data/a"), "two\n");
+}
+
+// issue 23, item 13: the audit of the other hints `import` can print.
+#[test]
+fn import_refusals_hint_import_or_commands_that_fix_them() {
+    let repo = Repo::new();
+    let archive = put(&repo, "d.tar", &tar_of(&[("a", b"a\n")]));
+    repo.write("data/x", "x\n");
+    repo.bale(&["add", "-q", "data"]).ok();
+    repo.write("outer/inner/y", "y\n");
+    repo.bale(&["add", "-q", "outer/inner"]).ok();
+    for (dest, force) in [("data/sub", false), ("outer", true)] {
+        let mut args = vec!["import", &archive, dest];
+        if force {
+            args.push("--force");
+        }
+        let run = repo.bale(&args).fails();
+        assert!(!run.hints().is_empty(), "{dest}: {run}");
+        assert!(
+            !run.hints().iter().any(|h| h.contains("add ")),
+            "{dest}: a hint of import is about add: {run}"
+        );
+        let named = commands_hinted(&run);
+        assert!(
+            named.iter().all(|c| c == "import"),
+            "{dest}: a hint of import names another command {named:?}: {run}"
+        );
+    }
+}
+
+// issue 23, item 13: `get` outside git says what to do for get, not gc.
+#[test]
+fn get_outside_git_hints_git_not_gc() {
+    let repo = Repo::new();
+    repo.write("data/a", "a\n");
+    repo.bale(&["add", "-q", "data"]).ok();
+    let run = repo.bale(&["get", "--rev", "HEAD", "data"]).fails();
+    let named = commands_hinted(&run);
+    assert!(!named.iter().any(|c| c == "gc"), "{run}");
+    assert!(run.hints().iter().any(|h| h.contains("git")), "{run}");
+}

@@ -73,7 +73,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         })?,
     };
     let abs = paths::normalize(&ctx.cwd.join(&dest));
-    let key = track::check_out_path(&repo, &abs, &dest)?;
+    let key = track::check_out_path(&repo, &abs, &dest).map_err(|e| match e {
+        Error::InsideOut { path, out } => Error::ImportOverlapsOut {
+            path,
+            out,
+            inside: true,
+        },
+        e => e,
+    })?;
     let existing = track::existing_record(&abs, &key)?;
     if abs.symlink_metadata().is_ok() {
         if existing.is_none() && !args.force {
@@ -82,9 +89,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         if abs.is_dir()
             && let Some(p) = out::find_pointers(&abs)?.first()
         {
-            return Err(Error::HoldsOut {
+            return Err(Error::ImportOverlapsOut {
                 path: dest,
                 out: p.with_extension(""),
+                inside: false,
             }
             .into());
         }
@@ -198,7 +206,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|c| paths::join(Path::new(&key), c))
             .collect();
-        return Err(Error::WouldLoseData(paths).into());
+        return Err(Error::ImportWouldLoseData(paths).into());
     }
     let mut failed = w.corrupt.len();
     w.corrupt.iter().for_each(|e| report(e));
