@@ -496,3 +496,83 @@ fn get_outside_git_hints_git_not_gc() {
     assert!(!named.iter().any(|c| c == "gc"), "{run}");
     assert!(run.hints().iter().any(|h| h.contains("git")), "{run}");
 }
+
+// ----------------------------------- 23: what get writes is git-ignored
+
+/// A git command at the repository root, with a fixed identity.
+fn git(repo: &Repo, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(&repo.root)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn two_versions() -> Repo {
+    let repo = Repo::new();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    repo.write("data/a", "1");
+    repo.bale(&["add", "-q", "data"]).ok();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "v1"]);
+    repo.write("data/a", "2");
+    repo.bale(&["commit", "-q", "data"]).ok();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "v2"]);
+    repo
+}
+
+// issue 23, item 23
+#[test]
+fn what_get_makes_in_the_work_tree_is_ignored_by_git() {
+    let repo = two_versions();
+    repo.bale(&["get", "--rev", "HEAD~1", "data"]).ok();
+    assert_eq!(repo.read_string("data@HEAD_1/a"), "1");
+    let status = git(&repo, &["status", "--porcelain", "--untracked-files=all"]);
+    assert!(!status.contains("data@"), "{status}");
+    let lines = |repo: &Repo| -> Vec<String> {
+        repo.read_string(".gitignore")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(lines(&repo), ["/data", "/data@HEAD_1"]);
+    // Once, however often.
+    repo.bale(&["get", "--rev", "HEAD~1", "data", "--force"])
+        .ok();
+    assert_eq!(lines(&repo), ["/data", "/data@HEAD_1"]);
+    // Into a folder of the work tree named with -o: its own .gitignore.
+    repo.bale(&["get", "--rev", "HEAD~1", "data", "-o", "old/v1"])
+        .ok();
+    assert_eq!(repo.read_string("old/.gitignore"), "/v1\n");
+    let status = git(&repo, &["status", "--porcelain", "--untracked-files=all"]);
+    assert!(!status.contains("old/v1"), "{status}");
+}
+
+// issue 23, item 23: outside the work tree nothing is written.
+#[test]
+fn get_outside_the_work_tree_writes_no_gitignore() {
+    let repo = two_versions();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let dest = elsewhere.path().join("v1");
+    repo.bale(&[
+        "get",
+        "--rev",
+        "HEAD~1",
+        "data",
+        "-o",
+        dest.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(fs::read_to_string(dest.join("a")).unwrap(), "1");
+    assert!(!elsewhere.path().join(".gitignore").exists());
+    assert_eq!(repo.read_string(".gitignore"), "/data\n");
+}
