@@ -124,6 +124,8 @@ pub enum Error {
     },
     #[error("checkout would overwrite or delete content that is not in the cache:\n{}", list_paths(.0))]
     WouldLoseData(Vec<PathBuf>),
+    #[error("the import would overwrite or delete content that is not in the cache:\n{}", list_paths(.0))]
+    ImportWouldLoseData(Vec<PathBuf>),
     #[error("no link type in cache.type {tried:?} works for {}", path.display())]
     NoLinkType {
         tried: String,
@@ -152,7 +154,7 @@ pub enum Error {
     #[error("{} in the packs {}; not served:\n{list}", if *count == 1 { "1 record is damaged".to_owned() } else { format!("{count} records are damaged") }, if *count == 1 { "and was dropped" } else { "and were dropped" })]
     DamagedPacks { count: usize, list: String },
     #[error("{}: {}", crate::paths::quoted(archive), match entry {
-        Some(e) => format!("entry {}: {reason}", crate::paths::quoted_str(e)),
+        Some(e) => format!("entry {}: {reason}", entry_shown(e)),
         None => reason.clone(),
     })]
     BadArchive {
@@ -164,6 +166,13 @@ pub enum Error {
     NotMade { count: usize, reason: &'static str },
     #[error("{} exists and is not the out of this archive", crate::paths::quoted(.0))]
     DestinationExists(PathBuf),
+    #[error("cannot import into {}: it {} the tracked out {}", crate::paths::quoted(path), if *inside { "is inside" } else { "holds" }, crate::paths::quoted(out))]
+    ImportOverlapsOut {
+        path: PathBuf,
+        out: PathBuf,
+        /// Whether DEST is inside the out (else it holds it).
+        inside: bool,
+    },
     #[error("{0} is not set")]
     ConfigUnset(String),
     #[error("there is no remote named {name:?}{}", if known.is_empty() { "; none is configured".to_owned() } else { format!(" (configured: {})", known.join(", ")) })]
@@ -257,6 +266,16 @@ fn remote_hint(remote: &str, problem: RemoteProblem) -> Option<String> {
     })
 }
 
+/// An archive entry's name for a message: quoted when it would not be
+/// seen as a name otherwise (empty, or only `.` and `/`).
+fn entry_shown(name: &str) -> String {
+    if name.chars().all(|c| c == '.' || c == '/') {
+        format!("{name:?}")
+    } else {
+        crate::paths::quoted_str(name)
+    }
+}
+
 fn list_paths(paths: &[PathBuf]) -> String {
     const SHOWN: usize = 20;
     let mut s: String = paths
@@ -310,6 +329,10 @@ impl Error {
             Error::NotTracked(p) => Some(format!("track it with `bale add {}`", p.display())),
             Error::WouldLoseData(_) => Some(
                 "record the changes with `bale commit`, or discard them with `bale checkout --force`"
+                    .into(),
+            ),
+            Error::ImportWouldLoseData(_) => Some(
+                "record the changes with `bale commit` first, or discard them with `bale import --force`"
                     .into(),
             ),
             Error::Locked(_) => {
@@ -367,6 +390,17 @@ impl Error {
             } else {
                 format!(
                     "end the chain with a type that works everywhere: `bale config cache.type {tried},copy`"
+                )
+            }),
+            Error::ImportOverlapsOut { out, inside, .. } => Some(if *inside {
+                format!(
+                    "name a destination outside {} (`bale import ARCHIVE DEST`)",
+                    crate::paths::quoted(out)
+                )
+            } else {
+                format!(
+                    "name another destination (`bale import ARCHIVE DEST`), or stop tracking {} first (delete its .bale file)",
+                    crate::paths::quoted(out)
                 )
             }),
             Error::NoSpace { .. } => {
@@ -433,7 +467,7 @@ impl Error {
                 crate::paths::quoted(p)
             )),
             Error::NotAGitRepository { .. } => Some(
-                "put the project under git (`git init`) and commit the pointer files: revisions are read from git".into(),
+                "commit the pointer files to git first (`git init`, `git add`, `git commit`), then name one of its revisions".into(),
             ),
             Error::MalformedPointer { .. } => {
                 Some("fix the file by hand or restore it from git".into())

@@ -97,6 +97,11 @@ impl History {
         }))
     }
 
+    /// The git work tree, its real path (`None` for a bare repository).
+    pub fn work_tree(&self) -> Option<PathBuf> {
+        std::fs::canonicalize(self.repo.workdir()?).ok()
+    }
+
     /// The tree of `rev` (anything `git rev-parse` takes that names a
     /// commit or tree).
     pub fn resolve(&self, rev: &str) -> Result<Rev> {

@@ -15,6 +15,9 @@ pub fn check_relative(p: &str) -> Result<(), &'static str> {
     if p.contains('\0') {
         return Err("the path contains a NUL byte");
     }
+    if component_longer_than(p, NAME_MAX).is_some() {
+        return Err("a name in the path is longer than 255 bytes, the most a file name can have");
+    }
     for component in p.split('/') {
         match component {
             "" => return Err("the path has an empty component or a trailing '/'"),
@@ -25,6 +28,18 @@ pub fn check_relative(p: &str) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// The most bytes a path component may have (Linux's NAME_MAX): a longer
+/// name could be recorded but never checked out.
+pub const NAME_MAX: usize = 255;
+
+/// The first component of the '/'-separated `p` longer than `max` bytes.
+pub fn component_longer_than(p: &str, max: usize) -> Option<&str> {
+    if p.len() <= max {
+        return None;
+    }
+    p.split('/').find(|c| c.len() > max)
 }
 
 /// `root/rel`, where an empty `rel` means `root` itself.
@@ -123,6 +138,23 @@ mod tests {
         ] {
             assert!(check_relative(p).is_err(), "{p:?} was accepted");
         }
+    }
+
+    #[test]
+    fn rejects_a_name_longer_than_name_max() {
+        let (fits, long) = ("x".repeat(255), "x".repeat(256));
+        for p in [
+            fits.clone(),
+            format!("a/{fits}/b"),
+            format!("{fits}/{fits}"),
+        ] {
+            assert_eq!(check_relative(&p), Ok(()), "{p}");
+        }
+        for p in [long.clone(), format!("a/{long}"), format!("{long}/b")] {
+            assert!(check_relative(&p).is_err(), "{p:?} was accepted");
+        }
+        assert_eq!(component_longer_than("ab/c", 1), Some("ab"));
+        assert_eq!(component_longer_than("a/b", 1), None);
     }
 
     #[test]

@@ -65,7 +65,12 @@ impl Incoming {
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
-        self.tmp.write_all(bytes).at("write", self.tmp.path())
+        // Through the file: `NamedTempFile`'s own writes wrap an error with
+        // its path, hiding the OS error (a full disk) from `Error::io`.
+        self.tmp
+            .as_file_mut()
+            .write_all(bytes)
+            .at("write", self.tmp.path())
     }
 
     pub fn size(&self) -> u64 {
@@ -288,7 +293,7 @@ impl Cache {
         let bytes = self.packed_bytes(hash)?;
         let io_err = |e: Error| LinkError::Io(io::Error::other(e.to_string()));
         let mut tmp = self.create_temp().map_err(io_err)?;
-        tmp.write_all(&bytes).map_err(LinkError::Io)?;
+        tmp.as_file_mut().write_all(&bytes).map_err(LinkError::Io)?;
         self.publish(tmp, hash).map_err(io_err)?;
         Ok(())
     }
@@ -475,7 +480,8 @@ impl Cache {
             return Ok(false);
         }
         let mut tmp = self.create_temp()?;
-        tmp.write_all(bytes).at("write", tmp.path())?;
+        // Through the file, so that a full disk is told as one (`Incoming`).
+        tmp.as_file_mut().write_all(bytes).at("write", tmp.path())?;
         self.publish(tmp, hash)
     }
 
@@ -595,7 +601,8 @@ impl Cache {
     /// bytes with link type `t`. A copy is verified by its hash on the way; a
     /// symlink, which would dangle silently, by the object's presence and
     /// size. A hard link or reflink shares the object's blocks and is checked
-    /// by its size once placed.
+    /// by its size once placed. Returns the type made: a reflink of a packed
+    /// object is a copy.
     pub fn link(
         &self,
         t: LinkType,
@@ -603,7 +610,7 @@ impl Cache {
         size: u64,
         dest: &Path,
         executable: bool,
-    ) -> Result<(), LinkError> {
+    ) -> Result<LinkType, LinkError> {
         // An object a checkout's run of reads found packed (`hint_reads`)
         // is copied from its pack without a look for a loose one first.
         let packed_first =
@@ -613,13 +620,13 @@ impl Cache {
                 Err(LinkError::Missing) => {}
                 // The loose copy was set aside; a packed one may be sound.
                 Err(LinkError::Corrupt) if matches!(self.packs.locate(hash), Ok(Some(_))) => {}
-                other => return other,
+                other => return other.map(|()| t),
             }
         }
         match t {
             LinkType::Hardlink | LinkType::Symlink => {
                 self.unpack(hash)?;
-                self.link_loose(t, hash, size, dest, executable)
+                self.link_loose(t, hash, size, dest, executable).map(|()| t)
             }
             // A packed record shares no blocks with a file: a reflink of it
             // is a copy, private and writable as a reflink is.
@@ -631,7 +638,7 @@ impl Cache {
                     Err(e) if packed_first => {
                         return match self.link_loose(t, hash, size, dest, executable) {
                             Err(LinkError::Missing) => Err(e),
-                            other => other,
+                            other => other.map(|()| t),
                         };
                     }
                     Err(e) => return Err(e),
@@ -640,7 +647,8 @@ impl Cache {
                     return Err(LinkError::Corrupt);
                 }
                 let mut out = create_private(dest, executable).map_err(LinkError::Io)?;
-                out.write_all(&bytes).map_err(LinkError::Io)
+                out.write_all(&bytes).map_err(LinkError::Io)?;
+                Ok(LinkType::Copy)
             }
         }
     }

@@ -47,7 +47,17 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         None => get::default_dest(&out_root, &args.rev),
     };
     let linker = Linker::new(repo.settings.cache_types.clone());
-    match get::materialize(&repo, &linker, &key, &record, &dest, args.force, ctx.quiet)? {
+    let work_tree = history.work_tree();
+    match get::materialize(
+        &repo,
+        &linker,
+        &key,
+        &record,
+        &dest,
+        work_tree.as_deref(),
+        args.force,
+        ctx.quiet,
+    )? {
         Ok(got) => {
             ctx.say(format!(
                 "{key}@{}: {} ({}) in {}",

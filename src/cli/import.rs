@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::fsutil::{self, LinkType};
 use crate::import::{self, Input, Mode};
 use crate::ops::checkout::{self as co, Planned};
 use crate::ops::track;
@@ -72,7 +73,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         })?,
     };
     let abs = paths::normalize(&ctx.cwd.join(&dest));
-    let key = track::check_out_path(&repo, &abs, &dest)?;
+    let key = track::check_out_path(&repo, &abs, &dest).map_err(|e| match e {
+        Error::InsideOut { path, out } => Error::ImportOverlapsOut {
+            path,
+            out,
+            inside: true,
+        },
+        e => e,
+    })?;
     let existing = track::existing_record(&abs, &key)?;
     if abs.symlink_metadata().is_ok() {
         if existing.is_none() && !args.force {
@@ -81,9 +89,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         if abs.is_dir()
             && let Some(p) = out::find_pointers(&abs)?.first()
         {
-            return Err(Error::HoldsOut {
+            return Err(Error::ImportOverlapsOut {
                 path: dest,
                 out: p.with_extension(""),
+                inside: false,
             }
             .into());
         }
@@ -108,6 +117,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         compress: repo.settings.pack_compression,
         batch_entries: usize::try_from(repo.settings.batch_entries).unwrap_or(usize::MAX),
         batch_bytes: repo.settings.batch_bytes,
+        name_max: fsutil::name_max(abs.parent().unwrap_or(&abs)),
         wait: ctx.wait,
         quiet: ctx.quiet,
     };
@@ -197,7 +207,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|c| paths::join(Path::new(&key), c))
             .collect();
-        return Err(Error::WouldLoseData(paths).into());
+        return Err(Error::ImportWouldLoseData(paths).into());
     }
     let mut failed = w.corrupt.len();
     w.corrupt.iter().for_each(|e| report(e));
@@ -207,7 +217,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     bar.finish();
     failed += applied.errors.len();
     if applied.errors.is_empty() {
-        ctx.say(format!("{what}; checked out as {}", linker.current()));
+        ctx.say(format!(
+            "{what}; {}",
+            checked_out_as(applied.link_types, imp.nfiles)
+        ));
     } else {
         ctx.say(format!("{what}; its checkout is incomplete"));
         report_all(&applied.errors);
@@ -222,6 +235,27 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         return Err(Error::Errors { count: 1 }.into());
     }
     Ok(())
+}
+
+/// How the files were checked out, by the link types they were made with
+/// (none when no file was written).
+fn checked_out_as(mut types: Vec<LinkType>, nfiles: usize) -> String {
+    const ORDER: [LinkType; 4] = [
+        LinkType::Reflink,
+        LinkType::Hardlink,
+        LinkType::Symlink,
+        LinkType::Copy,
+    ];
+    types.sort_by_key(|t| ORDER.iter().position(|o| o == t));
+    if types.is_empty() {
+        return if nfiles == 0 {
+            "nothing to check out".into()
+        } else {
+            "the workspace had its files already".into()
+        };
+    }
+    let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+    format!("checked out as {}", names.join(" and "))
 }
 
 #[cfg(test)]

@@ -56,6 +56,26 @@ pub fn is_no_space(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
+/// The most bytes a file name may have on the file system that holds
+/// `path` (or, when it does not exist yet, its nearest existing folder):
+/// `pathconf(_PC_NAME_MAX)`, 255 (Linux's NAME_MAX) when it cannot be told.
+pub fn name_max(path: &Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    const FALLBACK: usize = 255;
+    let Some(existing) = path.ancestors().find(|a| a.symlink_metadata().is_ok()) else {
+        return FALLBACK;
+    };
+    let Ok(c) = std::ffi::CString::new(existing.as_os_str().as_bytes()) else {
+        return FALLBACK;
+    };
+    // SAFETY: `c` is a NUL-terminated path; pathconf only reads it.
+    let n = unsafe { libc::pathconf(c.as_ptr(), libc::_PC_NAME_MAX) };
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(FALLBACK)
+}
+
 /// Replaces `path` with `bytes` atomically and durably: a reader sees the
 /// old or the new file, never a part, and a crash right after leaves one of
 /// the two. A new file gets mode 0644; a replaced one keeps its mode.
@@ -68,7 +88,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
     let mut tmp = temp::create_in(dir).at("create a file in", dir)?;
-    tmp.write_all(bytes).at("write", tmp.path())?;
+    // Through the file: `NamedTempFile`'s own writes wrap an error with its
+    // path, hiding the OS error (a full disk) from `Error::io`.
+    tmp.as_file_mut().write_all(bytes).at("write", tmp.path())?;
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
         .at("write", tmp.path())?;

@@ -82,6 +82,9 @@ pub struct Options {
     pub compress: bool,
     pub batch_entries: usize,
     pub batch_bytes: u64,
+    /// The most bytes a file name may have where the out is checked out
+    /// (`fsutil::name_max`): a longer entry name is refused.
+    pub name_max: usize,
     pub wait: Duration,
     pub quiet: bool,
 }
@@ -157,13 +160,35 @@ impl From<Error> for EntryError {
 }
 
 /// The name of an entry, checked: UTF-8, relative, normalized, no `..`,
-/// `.bale` or `.git` component. A trailing '/' (a folder) is dropped.
-pub fn entry_name(raw: &[u8]) -> Result<String, EntryError> {
+/// `.bale` or `.git` component, no name longer than `name_max` bytes. A
+/// trailing '/' (a folder) is dropped.
+pub fn entry_name(raw: &[u8], name_max: usize) -> Result<String, EntryError> {
     let shown = || raw.escape_ascii().to_string();
     let text = std::str::from_utf8(raw).map_err(|_| EntryError::entry(&shown(), "is not UTF-8"))?;
     let name = text.strip_suffix('/').unwrap_or(text);
+    if let Some(long) = paths::component_longer_than(name, name_max.min(paths::NAME_MAX)) {
+        return Err(EntryError::entry(
+            text,
+            format!(
+                "has a name of {} bytes; the file system allows {} at most",
+                long.len(),
+                name_max.min(paths::NAME_MAX)
+            ),
+        ));
+    }
     paths::check_relative(name).map_err(|reason| EntryError::entry(text, reason))?;
     Ok(name.to_owned())
+}
+
+/// The error for an entry (not a folder) whose name is empty or names the
+/// archive's root folder (`.`, `./`): there is no path to make it at.
+pub fn unnamed_file(raw: &[u8]) -> EntryError {
+    let reason = if raw.is_empty() {
+        "has an empty name; bale imports files only"
+    } else {
+        "names the archive's root folder, which only a folder entry may"
+    };
+    EntryError::entry(&raw.escape_ascii().to_string(), reason)
 }
 
 /// A tar name without its leading `./` components; `None` for `./` itself.
@@ -189,6 +214,8 @@ struct Batch {
     entries: Vec<Pending>,
     /// Entries the reader stored itself (too large for a batch).
     done: Vec<ManifestEntry>,
+    /// How many of those were new to the cache.
+    done_new: usize,
     dirs: Vec<String>,
     /// The batch was cut by a bound (the archive goes on).
     full: bool,
@@ -202,10 +229,16 @@ pub struct Sink<'a> {
     bytes: u64,
     max_entries: usize,
     max_bytes: u64,
+    name_max: usize,
     bar: &'a Bar,
 }
 
 impl Sink<'_> {
+    /// `entry_name` with the limit of the destination's file system.
+    fn name(&self, raw: &[u8]) -> Result<String, EntryError> {
+        entry_name(raw, self.name_max)
+    }
+
     fn dir(&mut self, name: String) -> Result<(), EntryError> {
         self.batch.dirs.push(name);
         Ok(())
@@ -266,10 +299,11 @@ impl Sink<'_> {
         body: &mut dyn Read,
     ) -> Result<(), EntryError> {
         let mut checked = Checked::new(decoder(codec, body)?, size, crc);
-        let (hash, got, _) = match self.cache.store_reader(&mut checked)? {
+        let (hash, got, new) = match self.cache.store_reader(&mut checked)? {
             Ok(x) => x,
             Err(e) => return Err(read_error(&path, e)),
         };
+        self.batch.done_new += usize::from(new);
         self.batch.done.push(ManifestEntry {
             path,
             hash,
@@ -396,7 +430,7 @@ fn decode(p: &mut Pending) -> Result<Vec<u8>, EntryError> {
     Ok(out)
 }
 
-/// Recognises the archive by its first bytes (up to 512 of them).
+/// Recognises the archive by its first bytes (up to `HEAD` of them).
 pub fn detect(head: &[u8]) -> Option<Format> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         Some(Format::Zip)
@@ -406,15 +440,23 @@ pub fn detect(head: &[u8]) -> Option<Format> {
         Some(Format::TarZst)
     } else if head.len() >= 262 && &head[257..262] == b"ustar" {
         Some(Format::Tar)
+    } else if head.len() >= 1024 && head[..1024].iter().all(|&b| b == 0) {
+        // Two zero blocks end a tar: with nothing before them, an empty one
+        // (as `tar cf e.tar --files-from /dev/null` writes it).
+        Some(Format::Tar)
     } else {
         None
     }
 }
 
-/// Reads up to 512 bytes: enough to recognise any format.
+/// How many first bytes `detect` looks at: an empty tar is two zero
+/// blocks of 512.
+const HEAD: usize = 1024;
+
+/// Reads up to `HEAD` bytes: enough to recognise any format.
 fn read_head(r: &mut impl Read) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(512);
-    r.take(512).read_to_end(&mut head)?;
+    let mut head = Vec::with_capacity(HEAD);
+    r.take(HEAD as u64).read_to_end(&mut head)?;
     Ok(head)
 }
 
@@ -494,6 +536,7 @@ pub fn import(cache: &Cache, input: Input<'_>, opts: &Options) -> Result<Importe
                 bytes: 0,
                 max_entries: opts.batch_entries,
                 max_bytes: opts.batch_bytes,
+                name_max: opts.name_max,
                 bar: &bar,
             };
             let read = match zip {
@@ -616,6 +659,7 @@ impl Importer<'_> {
         for e in batch.done {
             self.gather(&e)?;
         }
+        self.stored.fetch_add(batch.done_new, Ordering::Relaxed);
         self.dirs.extend(batch.dirs);
         let (cache, loose_possible, stored) = (self.cache, self.loose_possible, &self.stored);
         let compress = self.opts.compress;

@@ -15,12 +15,19 @@ pub fn read(input: impl Read, sink: &mut Sink<'_>) -> Result<(), EntryError> {
     for entry in entries {
         let mut entry = entry.map_err(|e| damaged_after(&last, &e))?;
         let raw = entry.path_bytes().into_owned();
-        let Some(name) = super::strip_dot_slash(&raw) else {
-            // The archive's own root folder, "./".
-            continue;
-        };
         let kind = entry.header().entry_type();
-        let name = super::entry_name(name)?;
+        let Some(name) = super::strip_dot_slash(&raw) else {
+            // The archive's own root folder, "./", is no entry of the out;
+            // but a file cannot be made at it.
+            if matches!(
+                kind,
+                tar::EntryType::Directory | tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+            ) {
+                continue;
+            }
+            return Err(super::unnamed_file(&raw));
+        };
+        let name = sink.name(name)?;
         last.clone_from(&name);
         let what = match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => None,

@@ -171,7 +171,7 @@ impl Zip {
                 .map_err(|_| damaged("the central directory is cut off"))?;
             let raw_name = &var[..n];
             zip64_extra(&var[n..n + m], &mut size, &mut csize, &mut offset);
-            let name = super::entry_name(raw_name)?;
+            let name = sink.name(raw_name)?;
             let mode = if made_by == 3 { external >> 16 } else { 0 };
             let is_dir = raw_name.ends_with(b"/") || mode & S_IFMT == S_IFDIR;
             match mode & S_IFMT {

@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::LinkType;
 use crate::manifest::Manifest;
 use crate::out::Out;
 use crate::progress::Bar;
@@ -327,6 +328,9 @@ pub struct Applied {
     pub snapshot: Option<Snapshot>,
     /// From the workspace's side: files created, replaced, removed.
     pub changes: Changes,
+    /// The link types of the files written, each once (a reflink of a
+    /// packed object is a copy): what the user is told they are.
+    pub link_types: Vec<LinkType>,
 }
 
 /// Applies a planned checkout. `list_changes`: name every file changed
@@ -362,11 +366,18 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar, list_changes
         changes.modified.sort_unstable();
         changes.deleted = w.plan.deletes.iter().map(|p| name(p)).collect();
     }
+    let mut link_types = Vec::new();
+    for p in &outcome.placed {
+        if !link_types.contains(&p.link_type) {
+            link_types.push(p.link_type);
+        }
+    }
     if !outcome.errors.is_empty() {
         return Applied {
             errors: outcome.errors,
             snapshot: None,
             changes,
+            link_types,
         };
     }
     match snapshot_after(w, outcome.placed, linker) {
@@ -374,11 +385,13 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar, list_changes
             errors: Vec::new(),
             snapshot: Some(s),
             changes,
+            link_types,
         },
         Err(e) => Applied {
             errors: vec![e],
             snapshot: None,
             changes,
+            link_types,
         },
     }
 }

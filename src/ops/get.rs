@@ -13,6 +13,7 @@ use crate::fsutil::temp;
 use crate::hash::Hash;
 use crate::history::{History, Rev};
 use crate::manifest::Manifest;
+use crate::ops::track;
 use crate::out;
 use crate::pointer::{self, OutKind, OutRecord};
 use crate::progress::Bar;
@@ -99,6 +100,20 @@ fn check_dest(repo: &Repo, dest: &Path, force: bool) -> Result<()> {
     }
 }
 
+/// Appends `/NAME` for `dest` to the `.gitignore` beside it (once) when
+/// it lies inside the git work tree `work_tree`.
+fn ignore_in_work_tree(dest: &Path, work_tree: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name().and_then(|n| n.to_str()))
+    else {
+        return Ok(());
+    };
+    let real = fs::canonicalize(parent).at("read", parent)?;
+    if !real.starts_with(work_tree) {
+        return Ok(());
+    }
+    track::ignore_in_git(dest, name)
+}
+
 /// What `materialize` made.
 pub struct Got {
     pub files: usize,
@@ -108,13 +123,17 @@ pub struct Got {
 /// Makes `dest` hold the out `record` (its files linked from the cache).
 /// Missing objects: nothing is made, and each is returned as an error that
 /// names it. `dest` replaces what stands there only with `force`, and only
-/// once the new content is complete.
+/// once the new content is complete. Inside the git work tree `work_tree`,
+/// git is told to ignore it (as `add` does an out), so that a `git add -A`
+/// does not commit the data.
+#[allow(clippy::too_many_arguments)]
 pub fn materialize(
     repo: &Repo,
     linker: &Linker,
     key: &str,
     record: &OutRecord,
     dest: &Path,
+    work_tree: Option<&Path>,
     force: bool,
     quiet: bool,
 ) -> Result<std::result::Result<Got, Vec<Error>>> {
@@ -182,6 +201,9 @@ pub fn materialize(
     if let Err(e) = fs::rename(&tmp, dest) {
         remove_tmp();
         return Err(Error::io("create", dest, e));
+    }
+    if let Some(w) = work_tree {
+        ignore_in_work_tree(dest, w)?;
     }
     Ok(Ok(Got {
         files: p.writes.len(),

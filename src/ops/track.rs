@@ -144,7 +144,7 @@ pub fn tracked_by_git(repo: &Repo, key: &str) -> bool {
 }
 
 /// Appends `/name` to the `.gitignore` beside the out, once.
-fn ignore_in_git(out: &Path, name: &str) -> Result<()> {
+pub fn ignore_in_git(out: &Path, name: &str) -> Result<()> {
     let dir = out.parent().unwrap_or(Path::new("/"));
     let gitignore = dir.join(".gitignore");
     let line = format!("/{name}");

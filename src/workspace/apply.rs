@@ -71,7 +71,7 @@ fn place_in(
     let mut made = None;
     if let Some(t) = linker.wanted(w.executable).filter(|t| t.shares_object()) {
         match cache.link(t, w.hash, w.size, dest, w.executable) {
-            Ok(()) => made = Some(t),
+            Ok(t) => made = Some(t),
             Err(LinkError::Io(e))
                 if e.kind() == io::ErrorKind::AlreadyExists || is_unsupported(&e) => {}
             Err(e) => return Err(fail(e)),

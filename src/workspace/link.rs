@@ -109,8 +109,8 @@ impl Linker {
     }
 
     /// Creates `dest` (which must not exist) from the cache object `hash`,
-    /// with the first type of the chain that works here; `Exhausted` says
-    /// why nothing was made.
+    /// with the first type of the chain that works here, and returns the type
+    /// of what was made; `Exhausted` says why nothing was made.
     pub fn materialize(
         &self,
         cache: &Cache,
@@ -127,7 +127,7 @@ impl Linker {
             }
             tried.push(t);
             match cache.link(t, hash, size, dest, executable) {
-                Ok(()) => return Ok(t),
+                Ok(made) => return Ok(made),
                 Err(LinkError::Io(e)) if is_unsupported(&e) => {
                     let _ = fs::remove_file(dest);
                     self.drop_type_because(t, &e);
