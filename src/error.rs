@@ -86,6 +86,14 @@ pub enum Error {
     /// An object still missing after `pull` fetched from `remote`.
     #[error("{inner}")]
     MissingOnRemote { remote: String, inner: Box<Error> },
+    #[error(
+        "{out} as {rev} records it needs objects that are not in the cache; nothing was made:\n{list}"
+    )]
+    MissingForRevision {
+        rev: String,
+        out: String,
+        list: String,
+    },
     #[error("the cache folder {} is missing", .0.display())]
     CacheMissing(PathBuf),
     #[error("{} does not exist", .0.display())]
@@ -376,7 +384,7 @@ impl Error {
                 "record the edit with `bale commit`; the previous version is lost unless a remote holds it (`bale fetch`, then `bale checkout --force`)".into(),
             ),
             Error::CorruptObject { .. } => Some(
-                "run `bale fsck` to check the whole cache; `bale checkout --force` remakes workspace files from sound objects".into(),
+                "the object is set aside: get it back with `bale fetch` (from a remote) or by adding its data again, then run the command again; `bale fsck` checks the whole cache".into(),
             ),
             Error::BadArchive { .. } => Some(
                 "nothing was added to the workspace; what was read before the error stays in the cache, so a run on a fixed archive reuses it (`bale gc` drops it otherwise)".into(),
@@ -424,6 +432,9 @@ impl Error {
             )),
             Error::Untrackable { fix, .. } => Some((*fix).to_owned()),
             Error::BadNames(_) => Some("rename them, or move them out of the folder".into()),
+            Error::MissingForRevision { rev, out, .. } => Some(format!(
+                "`bale fetch` gets what the workspace's pointer files name: fetch {rev}'s with `git checkout {rev} -- {out}.bale && bale fetch {out}; git checkout HEAD -- {out}.bale`"
+            )),
             Error::CacheMissing(_) => Some(
                 "mount or restore it, or point `cache.dir` at the right folder (`bale config cache.dir PATH`)".into(),
             ),

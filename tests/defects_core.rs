@@ -402,3 +402,26 @@ fn checkout_force_replaces_a_file_bale_may_not_read_and_hints_for_a_folder() {
         .unwrap_or("");
     assert!(hint.contains("chmod") && hint.contains("data/sub"), "{r}");
 }
+
+#[test]
+fn gc_says_what_it_freed_when_the_packs_keep_the_bytes() {
+    let repo = Repo::new();
+    for i in 0..50 {
+        repo.write(&format!("data/f{i:02}"), format!("packed file {i:02}"));
+    }
+    repo.bale(&["add", "-q", "data"]).ok();
+    repo.bale(&["pack", "-q"]).ok();
+    // One object of fifty dead: its pack is not worth rewriting.
+    repo.write("data/f00", "changed");
+    repo.bale(&["commit", "-q"]).ok();
+    // The old manifest (loose) and the old f00 (packed) go; only the
+    // manifest's bytes are freed.
+    let r = repo.bale(&["gc", "--workspace", "--force"]).ok();
+    assert!(r.stdout.contains("removed 2 objects"), "{r}");
+    assert!(!r.stdout.contains("rewrote"), "{r}");
+    assert!(
+        r.stdout
+            .contains("14 B of packed objects stay on disk in their packs"),
+        "{r}"
+    );
+}

@@ -520,8 +520,11 @@ fn get_names_missing_objects_and_refuses_outs_as_destinations() {
     fs::remove_file(repo.object_for(b"3")).unwrap();
     let run = repo.bale(&["get", "--rev", "v1", "data"]).fails();
     assert!(run.stderr.contains(&hash_hex(b"3")), "{run}");
+    // `bale fetch` alone gets the workspace's objects, not v1's.
     assert!(
-        run.hints().iter().any(|h| h.contains("bale fetch")),
+        run.hints()
+            .iter()
+            .any(|h| h.contains("git checkout v1 -- data.bale && bale fetch data")),
         "{run}"
     );
     assert!(!repo.path("data@v1").exists(), "a partial folder was left");

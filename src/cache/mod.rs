@@ -88,6 +88,26 @@ pub enum LinkError {
     Io(io::Error),
 }
 
+/// What `Cache::remove` did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Removed {
+    /// Bytes of the loose files deleted.
+    pub loose_bytes: u64,
+    /// Bytes of the packed objects dropped from the index: freed on disk
+    /// only when their packs are rewritten.
+    pub packed_bytes: u64,
+    pub packs_rewritten: usize,
+    /// Bytes the rewritten packs gave back.
+    pub pack_bytes_freed: u64,
+}
+
+impl Removed {
+    /// What the disk got back.
+    pub fn freed(&self) -> u64 {
+        self.loose_bytes + self.pack_bytes_freed
+    }
+}
+
 /// What `adopt_file` did.
 #[derive(Debug)]
 pub enum Adopted {
@@ -800,25 +820,24 @@ impl Cache {
 
     /// Deletes the objects: loose files at once, packed ones from the index
     /// under the cache lock (waiting up to `wait`), after which packs left
-    /// mostly dead are rewritten. Returns the bytes the objects held and
-    /// the number of packs rewritten.
-    pub fn remove(&self, hashes: &[Hash], wait: std::time::Duration) -> Result<(u64, usize)> {
-        let mut bytes = 0;
+    /// mostly dead are rewritten. Says what that freed on disk.
+    pub fn remove(&self, hashes: &[Hash], wait: std::time::Duration) -> Result<Removed> {
+        let mut r = Removed::default();
         let mut packed = Vec::new();
         for &h in hashes {
-            bytes += self.remove_loose(h)?;
+            r.loose_bytes += self.remove_loose(h)?;
             if let Some(l) = self.packs.locate(h)? {
-                bytes += l.size;
+                r.packed_bytes += l.size;
                 packed.push(h);
             }
         }
         if !self.packs.dir().join("index.db").exists() {
-            return Ok((bytes, 0));
+            return Ok(r);
         }
         let mut w = pack::PackWriter::open(&self.packs, wait)?;
         w.forget(&packed)?;
-        let (rewritten, _) = w.rewrite_sparse()?;
-        Ok((bytes, rewritten))
+        (r.packs_rewritten, r.pack_bytes_freed) = w.rewrite_sparse()?;
+        Ok(r)
     }
 
     /// The stat of the loose object `hash` (`bale pack` asks whether a

@@ -117,7 +117,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let (bytes, rewritten) = repo.cache.remove(&doomed, ctx.wait)?;
+    let removed = repo.cache.remove(&doomed, ctx.wait)?;
     // No other writer runs while we hold the lock: temp files are leftovers.
     repo.cache.remove_temp_files();
     if ctx.verbose {
@@ -125,11 +125,21 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             ctx.say(format!("  removed {hash}"));
         }
     }
-    ctx.say(summary("removed", bytes));
-    if rewritten > 0 {
+    ctx.say(format!(
+        "removed {} from the cache, kept {kept}; freed {} on disk",
+        plural(doomed.len(), "object"),
+        human_size(removed.freed())
+    ));
+    if removed.packs_rewritten > 0 {
         ctx.say(format!(
             "rewrote {}, mostly dead",
-            plural(rewritten, "pack")
+            plural(removed.packs_rewritten, "pack")
+        ));
+    }
+    if removed.packed_bytes > 0 && removed.packs_rewritten == 0 {
+        ctx.say(format!(
+            "{} of packed objects stay on disk in their packs until gc finds those packs mostly dead",
+            human_size(removed.packed_bytes)
         ));
     }
     Ok(())

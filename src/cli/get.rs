@@ -69,6 +69,25 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Err(errors) => {
+            // `bale fetch` gets what the workspace's pointers name, not
+            // REV's: the hint says how to fetch REV's objects.
+            let missing: Vec<String> = errors
+                .iter()
+                .filter_map(|e| match e {
+                    Error::MissingObject { hash, path, .. } => {
+                        Some(format!("{hash} {}", path.display()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if missing.len() == errors.len() {
+                return Err(Error::MissingForRevision {
+                    rev: args.rev.clone(),
+                    out: key,
+                    list: super::capped_lines(&missing),
+                }
+                .into());
+            }
             let count = errors.len();
             report_all(&errors);
             Err(Error::Errors { count }.into())
