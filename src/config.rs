@@ -47,7 +47,7 @@ pub fn default_of(key: &str) -> Option<String> {
         "import.batch_entries" => DEFAULT_BATCH_ENTRIES.to_string(),
         "import.batch_bytes" => DEFAULT_BATCH_BYTES.to_string(),
         _ if key.starts_with("remote.") && key.ends_with(".retries") => {
-            crate::remote::DEFAULT_RETRIES.to_string()
+            crate::url::DEFAULT_RETRIES.to_string()
         }
         _ => return None,
     })
@@ -244,10 +244,10 @@ fn check_key(key: &str) -> Result<()> {
 }
 
 /// `value` of `key` as output shows it: a remote's URL or endpoint without
-/// anything secret a hand-edited file may hold (see `remote::redacted`).
+/// anything secret a hand-edited file may hold (see `url::redacted`).
 pub fn shown(key: &str, value: &str) -> String {
     if key.starts_with("remote.") && (key.ends_with(".url") || key.ends_with(".endpoint")) {
-        crate::remote::redacted(value)
+        crate::url::redacted(value)
     } else {
         value.to_owned()
     }
@@ -257,7 +257,7 @@ fn check_value(key: &str, value: &str) -> Result<()> {
     let invalid = |reason: String| Error::InvalidConfigValue {
         key: key.into(),
         // A URL with credentials in it is refused without repeating them.
-        value: crate::remote::redacted(value),
+        value: crate::url::redacted(value),
         reason,
     };
     match key {
@@ -270,12 +270,12 @@ fn check_value(key: &str, value: &str) -> Result<()> {
             parse_size(value).map(|_| ()).map_err(invalid)
         }
         _ if key.starts_with("remote.") && key.ends_with(".url") => {
-            crate::remote::Location::parse(value)
+            crate::url::RemoteUrl::parse(value)
                 .map(|_| ())
                 .map_err(invalid)
         }
         _ if key.starts_with("remote.") && key.ends_with(".endpoint") => {
-            crate::remote::check_endpoint(value).map_err(invalid)
+            crate::url::check_endpoint(value).map_err(invalid)
         }
         _ if key.starts_with("remote.") && key.ends_with(".retries") => value
             .parse::<u32>()

@@ -9,6 +9,7 @@ pub mod error;
 pub mod fsutil;
 pub mod hash;
 pub mod history;
+pub mod human;
 pub mod import;
 pub mod manifest;
 pub mod memory;
@@ -20,6 +21,7 @@ pub mod progress;
 pub mod remote;
 pub mod repo;
 pub mod state;
+pub mod url;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use walkdir::WalkDir;
 
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::paths;
 use crate::pointer::{self, OutRecord, PointerFile};
 use crate::repo::{BALE_DIR, Repo};
@@ -32,6 +33,29 @@ pub struct Out {
 impl Out {
     pub fn is_dir(&self) -> bool {
         self.record.kind == pointer::OutKind::Dir
+    }
+}
+
+/// The manifest an out's pointer names (for a file out, its one entry).
+pub fn expected_of(repo: &Repo, o: &Out) -> Result<Manifest> {
+    if o.is_dir() {
+        repo.cache.read_manifest(o.record.hash, &o.root)
+    } else {
+        Ok(Manifest::single_file(
+            o.record.hash,
+            o.record.size,
+            o.record.executable,
+        ))
+    }
+}
+
+/// `key/rel`, or `key` for the out's root: a path relative to the
+/// repository ('/'-separated, as it is: quote it for a line of text).
+pub fn display_path(key: &str, rel: &str) -> String {
+    if rel.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{key}/{rel}")
     }
 }
 

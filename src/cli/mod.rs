@@ -27,6 +27,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::error::Error;
+pub use crate::human::{human_size, plural};
 use crate::repo::{Access, DEFAULT_LOCK_WAIT, Repo};
 
 /// Concurrent transfers to or from a remote without `-j`: each holds a
@@ -332,25 +333,4 @@ pub fn corrupt_found(cache: &crate::cache::Cache, hashes: &[crate::hash::Hash]) 
         cache: cache.dir().to_path_buf(),
         list: capped_lines(hashes),
     }
-}
-
-/// "1.5 MiB"
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// "1 file", "2 files"
-pub fn plural(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }

@@ -3,7 +3,7 @@
 //! (`remote.NAME.url` and friends, `core.remote` for the default).
 
 use crate::error::Error;
-use crate::remote::{self, Location};
+use crate::remote::{self, RemoteUrl};
 
 use super::Ctx;
 
@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 }
                 .into());
             }
-            Location::parse(&url).map_err(|reason| Error::BadRemoteUrl {
+            RemoteUrl::parse(&url).map_err(|reason| Error::BadRemoteUrl {
                 url: remote::redacted(&url),
                 reason,
             })?;

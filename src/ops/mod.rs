@@ -11,23 +11,10 @@ pub mod track;
 
 use crate::error::Result;
 use crate::fsutil::Kind;
-use crate::manifest::Manifest;
 use crate::out::Out;
+pub use crate::out::{display_path, expected_of};
 use crate::repo::Repo;
 use crate::workspace::walk;
-
-/// The manifest an out's pointer names (for a file out, its one entry).
-pub fn expected_of(repo: &Repo, o: &Out) -> Result<Manifest> {
-    if o.is_dir() {
-        repo.cache.read_manifest(o.record.hash, &o.root)
-    } else {
-        Ok(Manifest::single_file(
-            o.record.hash,
-            o.record.size,
-            o.record.executable,
-        ))
-    }
-}
 
 /// An out's stat walk as its pointer asks for it: with `skip_symlinks`,
 /// the symlinks `add --skip-symlinks` left out (all but links into the
@@ -46,16 +33,6 @@ pub fn walk_out(repo: &Repo, o: &Out, expected: usize) -> Result<Option<walk::Wa
         });
     }
     Ok(walked)
-}
-
-/// `key/rel`, or `key` for the out's root: a path relative to the
-/// repository ('/'-separated, as it is: quote it for a line of text).
-pub fn display_path(key: &str, rel: &str) -> String {
-    if rel.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{key}/{rel}")
-    }
 }
 
 /// What a command changed, file by file, for `-v`.

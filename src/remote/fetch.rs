@@ -17,8 +17,8 @@ use crate::cache::pack::{PackWriter, Record};
 use crate::error::{Error, RemoteProblem, Result};
 use crate::hash::Hash;
 use crate::manifest::Manifest;
-use crate::ops::display_path;
 use crate::out::Out;
+use crate::out::display_path;
 use crate::progress::Bar;
 use crate::repo::Repo;
 
@@ -60,7 +60,7 @@ pub fn manifests(
     let mut got = Vec::new();
     for o in outs {
         if !o.is_dir() {
-            got.push((o.key.clone(), crate::ops::expected_of(repo, o)?));
+            got.push((o.key.clone(), crate::out::expected_of(repo, o)?));
             continue;
         }
         let hash = o.record.hash;
@@ -315,7 +315,7 @@ pub fn compare(
             };
             m.map(|m| (m, usize::from(!on_remote)))
         } else {
-            Some((crate::ops::expected_of(repo, o)?, 0))
+            Some((crate::out::expected_of(repo, o)?, 0))
         };
         let counted = manifest.map(|(m, top_missing)| {
             let mut seen = HashSet::new();

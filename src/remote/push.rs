@@ -16,7 +16,7 @@ use super::{MULTIPART_MIN, Remote, in_parallel};
 use crate::error::{Error, RemoteProblem, Result};
 use crate::hash::Hash;
 use crate::manifest::Manifest;
-use crate::ops::display_path;
+use crate::out::display_path;
 use crate::progress::Bar;
 use crate::repo::Repo;
 
