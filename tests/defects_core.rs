@@ -154,8 +154,9 @@ fn a_file_with_another_hard_link_is_copied_into_the_cache_not_taken_over() {
     assert_eq!(repo.read_string("data/shared.bin"), "v1");
 }
 
-#[test]
-fn commit_after_an_edit_in_place_of_a_hardlinked_file_succeeds() {
+/// `data/a` added with hardlinks, then written in place through its link:
+/// its cache object changed with it.
+fn edited_through_a_hard_link() -> Repo {
     let repo = Repo::new();
     repo.cache_type("hardlink");
     repo.write("data/a", "old content");
@@ -163,6 +164,13 @@ fn commit_after_an_edit_in_place_of_a_hardlinked_file_succeeds() {
     let a = repo.path("data/a");
     fs::set_permissions(&a, fs::Permissions::from_mode(0o644)).unwrap();
     fs::write(&a, "new content").unwrap();
+    repo
+}
+
+#[test]
+fn commit_after_an_edit_in_place_of_a_hardlinked_file_succeeds() {
+    let repo = edited_through_a_hard_link();
+    let a = repo.path("data/a");
     let r = repo.bale(&["commit"]).ok();
     assert!(r.stdout.contains("committed"), "{r}");
     assert!(!r.stderr.contains("error:"), "{r}");
@@ -175,13 +183,7 @@ fn commit_after_an_edit_in_place_of_a_hardlinked_file_succeeds() {
 
 #[test]
 fn after_an_edit_through_a_link_the_hint_says_commit() {
-    let repo = Repo::new();
-    repo.cache_type("hardlink");
-    repo.write("data/a", "old content");
-    repo.bale(&["add", "-q", "data"]).ok();
-    let a = repo.path("data/a");
-    fs::set_permissions(&a, fs::Permissions::from_mode(0o644)).unwrap();
-    fs::write(&a, "new content").unwrap();
+    let repo = edited_through_a_hard_link();
     let r = repo.bale(&["status"]).fails();
     let hints: Vec<&str> = r
         .stderr

@@ -12,27 +12,6 @@ use std::process::Command;
 
 use common::*;
 
-/// Runs `git args...` in `dir`, with a fixed identity and no user config.
-fn git_in(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(repo: &Repo, args: &[&str]) -> String {
-    git_in(&repo.root, args)
-}
-
 /// A bale repository in a git repository, `data/a = first` tracked and
 /// committed on `main`.
 fn git_repo(first: &str) -> Repo {

@@ -499,23 +499,6 @@ fn get_outside_git_hints_git_not_gc() {
 
 // ----------------------------------- 23: what get writes is git-ignored
 
-/// A git command at the repository root, with a fixed identity.
-fn git(repo: &Repo, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(&repo.root)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn two_versions() -> Repo {
     let repo = Repo::new();
     git(&repo, &["init", "-q", "-b", "main"]);
