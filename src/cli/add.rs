@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::ops::{display_path, track};
 use crate::paths;
-use crate::workspace::{self, RecordOptions, link::Linker};
+use crate::workspace::{self, RecordOptions};
 
 use super::{Ctx, human_size, plural, warn};
 
@@ -22,7 +22,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let repo = ctx.open(true)?;
     let mut state = repo.state()?;
-    let linker = Linker::new(repo.settings.cache_types.clone());
+    let linker = crate::ops::linker(&repo);
     let mut snapshots = Vec::new();
     let mut failure = None;
     for p in &args.paths {
@@ -47,7 +47,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
         };
         for (h, f) in &r.corrupt {
-            warn(super::commit::edited_in_place(&display_path(&key, f), *h));
+            warn(crate::ops::commit::edited_in_place(
+                &display_path(&key, f),
+                *h,
+            ));
         }
         if !r.skipped.is_empty() {
             warn(format!(

@@ -10,7 +10,6 @@ use crate::history::History;
 use crate::ops::get;
 use crate::paths;
 use crate::pointer;
-use crate::workspace::link::Linker;
 
 use super::{Ctx, human_size, plural, report_all};
 
@@ -46,7 +45,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Some(d) => paths::normalize(&ctx.cwd.join(d)),
         None => get::default_dest(&out_root, &args.rev),
     };
-    let linker = Linker::new(repo.settings.cache_types.clone());
+    let linker = crate::ops::linker(&repo);
     let work_tree = history.work_tree();
     match get::materialize(
         &repo,

@@ -12,9 +12,8 @@ use crate::ops::track;
 use crate::out::{self, Out};
 use crate::paths;
 use crate::pointer::{self, OutKind, OutRecord};
-use crate::workspace::link::Linker;
 
-use super::{Ctx, human_size, plural, report, report_all};
+use super::{Ctx, human_size, plural, report_all};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -179,7 +178,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
 
     let mut state = repo.state()?;
-    let linker = Linker::new(repo.settings.cache_types.clone());
+    let linker = crate::ops::linker(&repo);
     let o = Out {
         pointer: pointer::pointer_path(&abs),
         index,
@@ -189,18 +188,18 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         subpath: None,
     };
     let opts = co::Options {
-        relink: false,
-        force: args.force,
+        plan: co::PlanOptions {
+            relink: false,
+            force: args.force,
+        },
+        quiet: ctx.quiet,
+        list_changes: ctx.verbose,
+        fetched_from: None,
     };
-    let w = match co::plan_out(&repo, &state, &linker, o, opts, ctx.quiet)? {
-        Planned::Unchanged(_) => {
-            track::write_pointer_with(&abs, &key, fill)?;
-            ctx.say(format!("{what}; the workspace had it already"));
-            return Ok(());
-        }
-        Planned::Work(w) => w,
-    };
-    if !w.plan.conflicts.is_empty() {
+    let planned = co::plan_out(&repo, &state, &linker, o, opts.plan, ctx.quiet)?;
+    if let Planned::Changes(w) = &planned
+        && !w.plan.conflicts.is_empty()
+    {
         let paths = w
             .plan
             .conflicts
@@ -209,29 +208,40 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .collect();
         return Err(Error::ImportWouldLoseData(paths).into());
     }
-    let mut failed = w.corrupt.len();
-    w.corrupt.iter().for_each(|e| report(e));
     track::write_pointer_with(&abs, &key, fill)?;
-    let bar = co::bar_for(std::iter::once(&*w), ctx.quiet);
-    let applied = co::apply_out(&repo, &linker, &w, &bar, ctx.verbose);
-    bar.finish();
-    failed += applied.errors.len();
-    if applied.errors.is_empty() {
-        ctx.say(format!(
+    let mut done = co::CheckoutReport::default();
+    co::apply_all(&repo, &mut state, &linker, vec![planned], &opts, &mut done)?;
+    let failed = !done.errors.is_empty();
+    let Some(out) = done.outs.pop() else {
+        unreachable!("apply_all reports every out it is given")
+    };
+    if out.unchanged {
+        ctx.say(format!("{what}; the workspace had it already"));
+        return Ok(());
+    }
+    // The corrupt objects found while planning, then the apply's errors.
+    let (apply_errors, corrupt) = match out.summary {
+        Some(_) => (None, &done.errors[..]),
+        None => done
+            .errors
+            .split_last()
+            .map_or((None, &[][..]), |(l, r)| (Some(l), r)),
+    };
+    corrupt.iter().for_each(|e| report_all(e));
+    match apply_errors {
+        None => ctx.say(format!(
             "{what}; {}",
-            checked_out_as(applied.link_types, imp.nfiles)
-        ));
-    } else {
-        ctx.say(format!("{what}; its checkout is incomplete"));
-        report_all(&applied.errors);
+            checked_out_as(out.link_types, imp.nfiles)
+        )),
+        Some(errors) => {
+            ctx.say(format!("{what}; its checkout is incomplete"));
+            report_all(errors);
+        }
     }
     if ctx.verbose {
-        applied.changes.lines().for_each(|l| ctx.say(l));
+        out.changes.lines().for_each(|l| ctx.say(l));
     }
-    if let Some(s) = applied.snapshot {
-        repo.save_snapshots(&mut state, vec![(key, s)])?;
-    }
-    if failed > 0 {
+    if failed {
         return Err(Error::Errors { count: 1 }.into());
     }
     Ok(())

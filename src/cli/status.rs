@@ -10,7 +10,6 @@ use crate::error::Error;
 use crate::ops::{Changes, checkout::needs_relink, checkout::relink_hint, status};
 use crate::out::{self, Inside};
 use crate::repo::Held;
-use crate::workspace::link::Linker;
 
 use super::{Ctx, hint, report};
 
@@ -107,7 +106,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     let mut state = repo.state()?;
     let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Allow)?;
-    let linker = Linker::new(repo.settings.cache_types.clone());
+    let linker = crate::ops::linker(&repo);
     let mut results = Vec::new();
     let mut failed = 0;
     let mut advise = Vec::new();

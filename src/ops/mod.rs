@@ -2,6 +2,7 @@
 //! once it has parsed the arguments and opened the repository.
 
 pub mod checkout;
+pub mod commit;
 pub mod diff;
 pub mod gc;
 pub mod get;
@@ -14,7 +15,13 @@ use crate::fsutil::Kind;
 use crate::out::Out;
 pub use crate::out::{display_path, expected_of};
 use crate::repo::Repo;
-use crate::workspace::walk;
+use crate::workspace::{link::Linker, walk};
+
+/// The link chain `cache.type` configures: how every command makes
+/// workspace files from cache objects.
+pub fn linker(repo: &Repo) -> Linker {
+    Linker::new(repo.settings.cache_types.clone())
+}
 
 /// An out's stat walk as its pointer asks for it: with `skip_symlinks`,
 /// the symlinks `add --skip-symlinks` left out (all but links into the
