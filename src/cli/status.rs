@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::ops::{Changes, checkout::needs_relink, checkout::relink_hint, status};
+use crate::ops::{Changes, status};
 use crate::out::{self, Inside};
 use crate::repo::Held;
 
@@ -106,32 +106,15 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     let mut state = repo.state()?;
     let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Allow)?;
-    let linker = crate::ops::linker(&repo);
-    let mut results = Vec::new();
-    let mut failed = 0;
-    let mut advise = Vec::new();
-    let mut refresh = Vec::new();
-    for o in &outs {
-        let snapshot = state.load(&o.key)?;
-        if snapshot.as_ref().is_some_and(|s| needs_relink(s, &linker)) {
-            advise.push(o.key.clone());
-        }
-        match status::status_of(&repo, snapshot, o, ctx.quiet) {
-            Ok(mut s) => {
-                for (h, p) in &s.corrupt {
-                    report(&repo.cache.edited_in_place(*h, p));
-                }
-                failed += usize::from(!s.corrupt.is_empty());
-                if let Some(fresh) = s.refresh.take() {
-                    refresh.push((o.key.clone(), fresh));
-                }
-                let pointer = repo.relative(&o.pointer)?;
-                results.push((s, pointer));
+    let done = status::run(&mut repo, &mut state, &outs, ctx.quiet)?;
+    let mut results = Vec::with_capacity(done.outs.len());
+    for o in &done.outs {
+        match o {
+            Ok(s) => {
+                s.corrupt.iter().for_each(|e| report(e));
+                results.push((&s.status, &s.pointer));
             }
-            Err(e) => {
-                report(&e);
-                failed += 1;
-            }
+            Err(e) => report(e),
         }
     }
     if args.json {
@@ -139,7 +122,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|(s, pointer)| JsonStatus {
                 path: &s.path,
-                pointer: pointer.clone(),
+                pointer: (*pointer).clone(),
                 state: s.state.as_str(),
                 added: s.changes.added.len(),
                 modified: s.changes.modified.len(),
@@ -165,17 +148,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    // Re-hashing found these unchanged: record that, if no one is writing.
-    if !refresh.is_empty() && repo.try_upgrade() {
-        repo.save_snapshots(&mut state, refresh)?;
+    if let Some(h) = &done.relink_hint {
+        hint(h);
     }
-    if !advise.is_empty() {
-        hint(relink_hint(&advise, &linker));
-    }
+    let failed = done.failed();
     if failed > 0 {
         return Err(Error::Incomplete {
             count: failed,
-            total: outs.len(),
+            total: done.total,
         }
         .into());
     }
