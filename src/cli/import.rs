@@ -5,15 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::fsutil::{self, LinkType};
-use crate::import::{self, Input, Mode};
-use crate::ops::checkout::{self as co, Planned};
-use crate::ops::track;
-use crate::out::{self, Out};
+use crate::fsutil::LinkType;
+use crate::ops::import::{self, Checkout};
 use crate::paths;
-use crate::pointer::{self, OutKind, OutRecord};
 
-use super::{Ctx, human_size, plural, report_all};
+use super::{Ctx, human_size, plural, report, report_all};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -72,176 +68,49 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         })?,
     };
     let abs = paths::normalize(&ctx.cwd.join(&dest));
-    let key = track::check_out_path(&repo, &abs, &dest).map_err(|e| match e {
-        Error::InsideOut { path, out } => Error::ImportOverlapsOut {
-            path,
-            out,
-            inside: true,
-        },
-        e => e,
-    })?;
-    let existing = track::existing_record(&abs, &key)?;
-    if abs.symlink_metadata().is_ok() {
-        if existing.is_none() && !args.force {
-            return Err(Error::DestinationExists(dest).into());
-        }
-        if abs.is_dir()
-            && let Some(p) = out::find_pointers(&abs)?.first()
-        {
-            return Err(Error::ImportOverlapsOut {
-                path: dest,
-                out: p.with_extension(""),
-                inside: false,
-            }
-            .into());
-        }
-    }
-    let links_share = repo
-        .settings
-        .cache_types
-        .first()
-        .is_some_and(|t| t.shares_object());
-    let mode = if args.packed {
-        Mode::Packed
-    } else if args.loose {
-        Mode::Loose
-    } else {
-        Mode::Auto {
-            links_share: links_share && !args.no_checkout,
-        }
-    };
     let opts = import::Options {
-        mode,
-        threshold: repo.settings.pack_threshold,
-        compress: repo.settings.pack_compression,
-        batch_entries: usize::try_from(repo.settings.batch_entries).unwrap_or(usize::MAX),
-        batch_bytes: repo.settings.batch_bytes,
-        name_max: fsutil::name_max(abs.parent().unwrap_or(&abs)),
+        packed: args.packed,
+        loose: args.loose,
+        no_checkout: args.no_checkout,
+        force: args.force,
         wait: ctx.wait,
         quiet: ctx.quiet,
+        list_changes: ctx.verbose,
     };
     let archive_abs = ctx.cwd.join(&args.archive);
-    let input = if stdin {
-        Input::Stdin
-    } else {
-        Input::File(&archive_abs)
-    };
-    let imp = import::import(&repo.cache, input, &opts)?;
-    // The batches are gone: their memory is not the checkout's to carry.
-    crate::memory::release_freed();
-    let nfiles = imp.nfiles as u64;
-    let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
-    let (index, mut record) = existing.unwrap_or_else(|| {
-        (
-            0,
-            OutRecord {
-                path: name,
-                hash: imp.hash,
-                kind: OutKind::Dir,
-                size: 0,
-                nfiles: None,
-                executable: false,
-                skip_symlinks: false,
-                extra: Default::default(),
-            },
-        )
-    });
-    record.hash = imp.hash;
-    record.kind = OutKind::Dir;
-    record.size = imp.size;
-    record.nfiles = Some(nfiles);
-    record.executable = false;
-    let fill = |o: &mut OutRecord| {
-        o.hash = imp.hash;
-        o.kind = OutKind::Dir;
-        o.size = imp.size;
-        o.nfiles = Some(nfiles);
-        o.executable = false;
-    };
+    let archive = (!stdin).then_some(archive_abs.as_path());
+    let done = import::run(&repo, archive, &abs, &dest, &opts)?;
     let what = format!(
-        "{key}: imported {} ({}) from {} ({}); {} new in the cache, {}",
-        plural(nfiles as usize, "file"),
-        human_size(imp.size),
+        "{}: imported {} ({}) from {} ({}); {} new in the cache, {}",
+        done.key,
+        plural(done.nfiles, "file"),
+        human_size(done.size),
         paths::quoted(&args.archive),
-        imp.format.name(),
-        plural(imp.stored, "object"),
-        if imp.packed {
+        done.format,
+        plural(done.stored, "object"),
+        if done.packed {
             "small files in packs"
         } else {
             "as loose objects"
         }
     );
-    if args.no_checkout {
-        track::write_pointer_with(&abs, &key, fill)?;
-        ctx.say(what);
-        return Ok(());
-    }
-
-    let mut state = repo.state()?;
-    let linker = crate::ops::linker(&repo);
-    let o = Out {
-        pointer: pointer::pointer_path(&abs),
-        index,
-        record,
-        root: abs.clone(),
-        key: key.clone(),
-        subpath: None,
-    };
-    let opts = co::Options {
-        plan: co::PlanOptions {
-            relink: false,
-            force: args.force,
-        },
-        quiet: ctx.quiet,
-        list_changes: ctx.verbose,
-        fetched_from: None,
-    };
-    let planned = co::plan_out(&repo, &state, &linker, o, opts.plan, ctx.quiet)?;
-    if let Planned::Changes(w) = &planned
-        && !w.plan.conflicts.is_empty()
-    {
-        let paths = w
-            .plan
-            .conflicts
-            .iter()
-            .map(|c| paths::join(Path::new(&key), c))
-            .collect();
-        return Err(Error::ImportWouldLoseData(paths).into());
-    }
-    track::write_pointer_with(&abs, &key, fill)?;
-    let mut done = co::CheckoutReport::default();
-    co::apply_all(&repo, &mut state, &linker, vec![planned], &opts, &mut done)?;
-    let failed = !done.errors.is_empty();
-    let Some(out) = done.outs.pop() else {
-        unreachable!("apply_all reports every out it is given")
-    };
-    if out.unchanged {
-        ctx.say(format!("{what}; the workspace had it already"));
-        return Ok(());
-    }
-    // The corrupt objects found while planning, then the apply's errors.
-    let (apply_errors, corrupt) = match out.summary {
-        Some(_) => (None, &done.errors[..]),
-        None => done
-            .errors
-            .split_last()
-            .map_or((None, &[][..]), |(l, r)| (Some(l), r)),
-    };
-    corrupt.iter().for_each(|e| report_all(e));
-    match apply_errors {
-        None => ctx.say(format!(
+    done.corrupt.iter().for_each(|e| report(e));
+    match &done.checkout {
+        Checkout::NotAsked => ctx.say(what),
+        Checkout::HadIt => ctx.say(format!("{what}; the workspace had it already")),
+        Checkout::Done(types) => ctx.say(format!(
             "{what}; {}",
-            checked_out_as(out.link_types, imp.nfiles)
+            checked_out_as(types.clone(), done.nfiles)
         )),
-        Some(errors) => {
+        Checkout::Incomplete => {
             ctx.say(format!("{what}; its checkout is incomplete"));
-            report_all(errors);
+            report_all(&done.apply_errors);
         }
     }
     if ctx.verbose {
-        out.changes.lines().for_each(|l| ctx.say(l));
+        done.changes.lines().for_each(|l| ctx.say(l));
     }
-    if failed {
+    if done.failed() {
         return Err(Error::Errors { count: 1 }.into());
     }
     Ok(())

@@ -40,12 +40,16 @@ struct JsonOnRemote<'a> {
 
 /// `status --remote`: per out, whether the remote holds all of it.
 fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
-    use crate::remote::{self, Purpose, Remote, fetch};
+    use crate::remote::fetch;
     let repo = ctx.open(false)?;
-    let spec = remote::spec(&repo.config, args.remote_name.as_deref())?;
-    let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Refuse)?;
-    let remote = Remote::open(&spec, &repo.root, Purpose::Read)?;
-    let states = fetch::compare(&repo, &remote, &outs, ctx.transfers())?;
+    let done = status::on_remote(
+        &repo,
+        &ctx.cwd,
+        &args.targets,
+        args.remote_name.as_deref(),
+        ctx.transfers(),
+    )?;
+    let states = &done.outs;
     let state = |s: &fetch::OnRemote| match s.missing_of {
         Some((0, _)) => "on-remote",
         Some((m, n)) if m < n => "partly-on-remote",
@@ -56,7 +60,7 @@ fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
             .iter()
             .map(|s| JsonOnRemote {
                 path: &s.key,
-                remote: &remote.name,
+                remote: &done.remote,
                 state: state(s),
                 missing: s.missing_of.map(|(m, _)| m),
                 objects: s.missing_of.map(|(_, n)| n),
@@ -64,8 +68,8 @@ fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
             .collect();
         ctx.print(serde_json::to_string_pretty(&json)?);
     } else {
-        for s in &states {
-            let name = &remote.name;
+        for s in states {
+            let name = &done.remote;
             ctx.print(match s.missing_of {
                 Some((0, _)) => format!("{}: on the remote {name}", s.key),
                 Some((m, n)) => {
@@ -79,7 +83,7 @@ fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
         }
     }
     if ctx.verbose {
-        ctx.say(format!("remote {}: {}", remote.name, remote.stats.line()));
+        ctx.say(format!("remote {}: {}", done.remote, done.stats));
     }
     Ok(())
 }

@@ -4,11 +4,16 @@
 pub mod add;
 pub mod checkout;
 pub mod commit;
+pub mod config;
 pub mod diff;
+pub mod fetch;
 pub mod fsck;
 pub mod gc;
 pub mod get;
+pub mod import;
 pub mod pack;
+pub mod push;
+pub mod remote;
 pub mod status;
 pub mod track;
 pub mod unprotect;

@@ -228,3 +228,34 @@ pub fn run(
         relink_hint: (!advise.is_empty()).then(|| super::checkout::relink_hint(&advise, &linker)),
     })
 }
+
+/// `status --remote`: per out, how many of its objects the remote lacks.
+pub struct OnRemoteReport {
+    /// The remote's name.
+    pub remote: String,
+    /// Its request and byte counts (`-v`).
+    pub stats: String,
+    pub outs: Vec<crate::remote::fetch::OnRemote>,
+}
+
+/// Whether the remote `name` (`None`: `core.remote`) holds all of each
+/// out under `targets` (from `cwd`).
+pub fn on_remote(
+    repo: &Repo,
+    cwd: &std::path::Path,
+    targets: &[std::path::PathBuf],
+    name: Option<&str>,
+    threads: usize,
+) -> Result<OnRemoteReport> {
+    use crate::out::{self, Inside};
+    use crate::remote::{self, Purpose, Remote, fetch};
+    let spec = remote::spec(&repo.config, name)?;
+    let outs = out::resolve(repo, cwd, targets, Inside::Refuse)?;
+    let remote = Remote::open(&spec, &repo.root, Purpose::Read)?;
+    let states = fetch::compare(repo, &remote, &outs, threads)?;
+    Ok(OnRemoteReport {
+        stats: remote.stats.line(),
+        remote: remote.name,
+        outs: states,
+    })
+}
