@@ -40,7 +40,6 @@ struct JsonOnRemote<'a> {
 
 /// `status --remote`: per out, whether the remote holds all of it.
 fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
-    use crate::remote::fetch;
     let repo = ctx.open(false)?;
     let done = status::on_remote(
         &repo,
@@ -50,7 +49,7 @@ fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
         ctx.transfers(),
     )?;
     let states = &done.outs;
-    let state = |s: &fetch::OnRemote| match s.missing_of {
+    let state = |s: &status::OnRemote| match s.missing_of {
         Some((0, _)) => "on-remote",
         Some((m, n)) if m < n => "partly-on-remote",
         _ => "not-on-remote",

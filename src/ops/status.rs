@@ -229,13 +229,15 @@ pub fn run(
     })
 }
 
+pub use crate::remote::fetch::OnRemote;
+
 /// `status --remote`: per out, how many of its objects the remote lacks.
 pub struct OnRemoteReport {
     /// The remote's name.
     pub remote: String,
     /// Its request and byte counts (`-v`).
     pub stats: String,
-    pub outs: Vec<crate::remote::fetch::OnRemote>,
+    pub outs: Vec<OnRemote>,
 }
 
 /// Whether the remote `name` (`None`: `core.remote`) holds all of each
