@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::ops::{display_path, track};
-use crate::paths;
-use crate::workspace::{self, RecordOptions, link::Linker};
+use crate::ops::add;
 
 use super::{Ctx, human_size, plural, warn};
 
@@ -22,66 +20,30 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let repo = ctx.open(true)?;
     let mut state = repo.state()?;
-    let linker = Linker::new(repo.settings.cache_types.clone());
-    let mut snapshots = Vec::new();
-    let mut failure = None;
-    for p in &args.paths {
-        let abs = paths::normalize(&ctx.cwd.join(p));
-        let added = track::check_new_out(&repo, &abs, p).and_then(|key| {
-            let old = state.load(&key)?;
-            // Symlinks once left out stay left out when the out is added
-            // again.
-            let recorded = track::existing_record(&abs, &key)?;
-            let opts = RecordOptions {
-                skip_symlinks: args.skip_symlinks || recorded.is_some_and(|(_, r)| r.skip_symlinks),
-            };
-            let r = workspace::record(&abs, old, &repo.cache, &linker, opts, ctx.quiet)?;
-            track::write_pointer(&abs, &key, &r)?;
-            Ok((key, r))
-        });
-        let (key, r) = match added {
-            Ok(x) => x,
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        };
-        for (h, f) in &r.corrupt {
-            warn(super::commit::edited_in_place(&display_path(&key, f), *h));
-        }
-        if !r.skipped.is_empty() {
-            warn(format!(
-                "left out {}: {}",
-                plural(r.skipped.len(), "symlink"),
-                r.skipped
-                    .iter()
-                    .map(|s| display_path(&key, s))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
+    let opts = add::Options {
+        skip_symlinks: args.skip_symlinks,
+        quiet: ctx.quiet,
+        list_stored: ctx.verbose,
+    };
+    let done = add::run(&repo, &mut state, &ctx.cwd, &args.paths, opts)?;
+    for a in &done.outs {
+        a.warnings.iter().for_each(warn);
         ctx.say(format!(
-            "{key}: added {}, {} ({} new, linked as {})",
-            plural(r.nfiles as usize, "file"),
-            human_size(r.size),
-            plural(r.new_objects, "object"),
-            r.link_type
+            "{}: added {}, {} ({} new, linked as {})",
+            a.key,
+            plural(a.nfiles as usize, "file"),
+            human_size(a.size),
+            plural(a.new_objects, "object"),
+            a.link_type
         ));
-        if track::tracked_by_git(&repo, &key) {
-            super::hint(format!(
-                "git already tracks files in {key}: run `git rm -r --cached {key}` and commit, so that git keeps only {key}.bale"
-            ));
+        if let Some(h) = &a.hint {
+            super::hint(h);
         }
-        if ctx.verbose {
-            for &i in &r.stored {
-                let f = r.manifest.get(i as usize).path;
-                ctx.say(format!("  stored:   {}", display_path(&key, f)));
-            }
+        for f in &a.stored {
+            ctx.say(format!("  stored:   {f}"));
         }
-        snapshots.push((key, r.snapshot(0)));
     }
-    repo.save_snapshots(&mut state, snapshots)?;
-    match failure {
+    match done.failure {
         Some(e) => Err(e.into()),
         None => Ok(()),
     }

@@ -1,9 +1,6 @@
 //! `bale config KEY [VALUE] [--unset] [--local]`, `bale config --list`.
 
-use crate::error::IoContext;
-use crate::ops::checkout::relink_hint;
-use crate::repo::Repo;
-use crate::workspace::link::{Linker, relink_advised};
+use crate::ops::config;
 
 use super::{Ctx, hint};
 
@@ -35,50 +32,15 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     };
     let writing = args.value.is_some() || args.unset;
     let repo = ctx.open_config(writing)?;
-    let effective = |repo: &Repo| -> anyhow::Result<String> {
-        Ok(match (repo.config.get(key)?, key) {
-            (Some(v), _) => v,
-            (None, "cache.dir") => repo.cache.dir().display().to_string(),
-            (None, _) => match crate::config::default_of(key) {
-                Some(v) => v,
-                None => return Err(crate::Error::ConfigUnset(key.to_owned()).into()),
-            },
-        })
-    };
     if !writing {
-        ctx.print(crate::config::shown(key, &effective(&repo)?));
+        ctx.print(crate::config::shown(key, &config::get(&repo, key)?));
         return Ok(());
     }
-    if key == "cache.dir"
-        && let Some(dir) = &args.value
-    {
-        // A new cache folder is made here, on purpose; a configured one that
-        // goes missing later is an error, never made anew silently.
-        let abs = repo.root.join(dir);
-        std::fs::create_dir_all(&abs).at("create the cache folder", &abs)?;
+    let set = config::set(&repo, key, args.value.as_deref(), args.local)?;
+    if let Some(h) = &set.relink_hint {
+        hint(h);
     }
-    let before = effective(&repo).ok();
-    repo.config.set(key, args.value.as_deref(), args.local)?;
-    let after = effective(&repo).ok();
-    if key == "cache.type"
-        && before != after
-        && let Some(after) = &after
-    {
-        // Judged against how the workspace is linked, not against the old
-        // value: a change back to what the files have needs no relink.
-        let linker = Linker::new(crate::fsutil::LinkType::parse_list(after).unwrap_or_default());
-        let stale: Vec<String> = repo
-            .state()?
-            .link_types()?
-            .into_iter()
-            .filter(|(_, t, chain)| relink_advised(*t, chain, &linker))
-            .map(|(k, _, _)| k)
-            .collect();
-        if !stale.is_empty() {
-            hint(relink_hint(&stale, &linker));
-        }
-    }
-    match after {
+    match set.after {
         Some(v) => ctx.say(format!("{key} = {}", crate::config::shown(key, &v))),
         None => ctx.say(format!("{key} unset")),
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::history::History;
-use crate::ops::diff::{self, OutDiff, Version};
+use crate::ops::diff::{self, OutDiff, Total, Version};
 use crate::paths;
 use crate::pointer;
 
@@ -31,19 +31,11 @@ pub struct Args {
 }
 
 #[derive(Serialize)]
-struct Total {
-    added: usize,
-    modified: usize,
-    deleted: usize,
-    renamed: usize,
-}
-
-#[derive(Serialize)]
 struct Json<'a> {
     from: &'a str,
     to: &'a str,
     outs: &'a [OutDiff],
-    total: Total,
+    total: &'a Total,
 }
 
 fn counts(d: &diff::FileChanges) -> String {
@@ -121,42 +113,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             (Version::Rev(revs.remove(0)), Version::Rev(b))
         }
     };
-    // Targets as '/'-separated paths relative to the root, pointer names
-    // standing for their outs. None: everything under this folder.
-    let mut filters = Vec::new();
-    for t in &targets {
-        let abs = paths::normalize(&ctx.cwd.join(t));
-        let mut rel = repo.relative(&abs)?;
-        if let Some(stem) = rel.strip_suffix(pointer::SUFFIX) {
-            rel = stem.to_owned();
-        }
-        filters.push(rel);
-    }
-    if targets.is_empty() {
-        filters.push(repo.relative(&ctx.cwd)?);
-    }
-    let under = |key: &str, f: &str| {
-        f.is_empty()
-            || key == f
-            || (key.starts_with(f) && key.as_bytes().get(f.len()) == Some(&b'/'))
-            || (f.starts_with(key) && f.as_bytes().get(key.len()) == Some(&b'/'))
-    };
-    let matched = std::cell::RefCell::new(vec![false; filters.len()]);
-    let keep = |key: &str| {
-        let mut hit = false;
-        for (i, f) in filters.iter().enumerate() {
-            if under(key, f) {
-                matched.borrow_mut()[i] = true;
-                hit = true;
-            }
-        }
-        hit
-    };
-    let (outs, errors) = diff::diff(&repo, history.as_mut(), &old, &new, &keep)?;
+    let done = diff::run(&repo, history.as_mut(), &old, &new, &ctx.cwd, &targets)?;
     // A target that names no out on either side is a typo, not "no changes".
-    if let Some(i) = matched.borrow().iter().position(|m| !m)
-        && let Some(t) = targets.get(i)
-    {
+    if let Some(t) = done.unmatched.and_then(|i| targets.get(i)) {
         if is_path(&ctx.cwd, t) {
             return Err(Error::NotTracked(t.clone()).into());
         }
@@ -167,24 +126,19 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
         .into());
     }
-    let total = Total {
-        added: outs.iter().map(|o| o.changes.added.len()).sum(),
-        modified: outs.iter().map(|o| o.changes.modified.len()).sum(),
-        deleted: outs.iter().map(|o| o.changes.deleted.len()).sum(),
-        renamed: outs.iter().map(|o| o.changes.renamed.len()).sum(),
-    };
+    let (outs, total, errors) = (&done.outs, &done.total, &done.errors);
     let q = |p: &String| paths::quoted_str(p);
     if args.json {
         ctx.print(serde_json::to_string_pretty(&Json {
             from: old.name(),
             to: new.name(),
-            outs: &outs,
+            outs,
             total,
         })?);
     } else if outs.is_empty() {
         ctx.print(format!("no changes from {} to {}", old.name(), new.name()));
     } else {
-        for o in &outs {
+        for o in outs {
             ctx.print(format!("{}: {}", o.path, counts(&o.changes)));
             let c = &o.changes;
             c.added
@@ -209,7 +163,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             plural(outs.len(), "out")
         ));
     }
-    report_all(&errors);
+    report_all(errors);
     if !errors.is_empty() {
         return Err(Error::Errors {
             count: errors.len(),

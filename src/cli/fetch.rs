@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::out::{self, Inside};
-use crate::remote::fetch;
-use crate::remote::{self, Purpose, Remote};
+use crate::ops::fetch;
 
 use super::{Ctx, human_size, plural, report_all};
 
@@ -32,29 +30,17 @@ pub struct PullArgs {
 /// remote's name.
 pub fn fetch_targets(ctx: &Ctx, args: &Args) -> anyhow::Result<(usize, String)> {
     let repo = ctx.open(true)?;
-    let spec = remote::spec(&repo.config, args.remote.as_deref())?;
-    let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Refuse)?;
-    let remote = Remote::open(&spec, &repo.root, Purpose::Read)?;
-    let mut errors = Vec::new();
-    let manifests = fetch::manifests(&repo, &remote, &outs, &mut errors)?;
-    let links_share = repo
-        .settings
-        .cache_types
-        .first()
-        .is_some_and(|t| t.shares_object());
     let opts = fetch::Options {
         threads: ctx.transfers(),
-        threshold: repo.settings.pack_threshold,
-        packed: links_share.then_some(false),
         wait: ctx.wait,
         quiet: ctx.quiet,
     };
-    let result = fetch::fetch(&repo, &remote, &manifests, &opts);
+    let done = fetch::run(&repo, &ctx.cwd, &args.targets, args.remote.as_deref(), opts)?;
     if ctx.verbose {
-        ctx.say(format!("remote {}: {}", remote.name, remote.stats.line()));
+        ctx.say(format!("remote {}: {}", done.remote, done.stats));
     }
-    report_all(&errors);
-    let fetched = result?;
+    report_all(&done.out_errors);
+    let fetched = done.fetched?;
     report_all(&fetched.errors);
     if fetched.objects == 0 && fetched.errors.is_empty() {
         ctx.say("everything is in the cache already");
@@ -63,11 +49,11 @@ pub fn fetch_targets(ctx: &Ctx, args: &Args) -> anyhow::Result<(usize, String)> 
             "fetched {} ({}) from the remote {}{}",
             plural(fetched.objects, "object"),
             human_size(fetched.bytes),
-            remote.name,
+            done.remote,
             if fetched.packed { ", into packs" } else { "" }
         ));
     }
-    Ok((errors.len() + fetched.errors.len(), remote.name))
+    Ok((done.out_errors.len() + fetched.errors.len(), done.remote))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

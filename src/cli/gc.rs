@@ -7,10 +7,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::error::Error;
 use crate::hash::Hash;
-use crate::history::History;
-use crate::ops::gc::{Scope, referenced};
+use crate::ops::gc::{self, Scope};
 
 use super::{Ctx, hint, human_size, plural, warn};
 
@@ -63,72 +61,52 @@ impl Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let repo = ctx.open(true)?;
-    // A shared cache holds objects of repositories gc cannot see: only an
-    // explicit --force deletes there, never a yes at a prompt.
-    let shared = repo.settings.cache_dir.is_some();
-    if shared && !args.force && !args.dry_run {
-        return Err(Error::SharedCache(repo.cache.dir().to_path_buf()).into());
-    }
     let (scope, explicit) = args.scope();
-    let mut history = if scope.reads_history() {
-        History::open(&repo.root)?
-    } else {
-        None
+    let opts = gc::Options {
+        scope,
+        explicit,
+        force: args.force,
+        dry_run: args.dry_run,
     };
-    let refs = referenced(&repo, history.as_mut(), &scope, explicit)?;
-    for w in &refs.warnings {
+    let plan = gc::plan(&repo, &opts)?;
+    for w in &plan.warnings {
         warn(w);
     }
-    if ctx.verbose && refs.revisions > 0 {
+    if ctx.verbose && plan.revisions > 0 {
         ctx.say(format!(
             "read {} ({} distinct pointer files)",
-            plural(refs.revisions, "revision"),
-            refs.pointer_blobs
+            plural(plan.revisions, "revision"),
+            plan.pointer_blobs
         ));
     }
-    let doomed: Vec<Hash> = repo
-        .cache
-        .list()?
-        .into_iter()
-        .filter(|h| !refs.keep.contains(h))
-        .collect();
-    let mut bytes = 0;
-    for &h in &doomed {
-        bytes += repo.cache.size(h)?.unwrap_or(0);
-    }
-    let kept = refs.keep.len();
-    let summary = |verb: &str, bytes: u64| {
-        format!(
-            "{verb} {} ({}), kept {kept}",
-            plural(doomed.len(), "object"),
-            human_size(bytes)
-        )
-    };
-    let delete = !args.dry_run && (args.force || doomed.is_empty() || confirm(&doomed, bytes));
+    let (doomed, kept) = (&plan.doomed, plan.kept);
+    let delete = !args.dry_run && (args.force || doomed.is_empty() || confirm(doomed, plan.bytes));
     if !delete {
         if ctx.verbose {
-            for hash in &doomed {
+            for hash in doomed {
                 ctx.say(format!("  would remove {hash}"));
             }
         }
-        ctx.say(summary("would remove", bytes));
+        ctx.say(format!(
+            "would remove {} ({}), kept {kept}",
+            plural(doomed.len(), "object"),
+            human_size(plan.bytes)
+        ));
         if !args.dry_run {
             hint("nothing was deleted: run the same `bale gc` with --force to delete them");
         }
         return Ok(());
     }
-    let removed = repo.cache.remove(&doomed, ctx.wait)?;
-    // No other writer runs while we hold the lock: temp files are leftovers.
-    repo.cache.remove_temp_files();
+    let removed = gc::delete(&repo, &plan, ctx.wait)?;
     if ctx.verbose {
-        for hash in &doomed {
+        for hash in doomed {
             ctx.say(format!("  removed {hash}"));
         }
     }
     ctx.say(format!(
         "removed {} from the cache, kept {kept}; freed {} on disk",
         plural(doomed.len(), "object"),
-        human_size(removed.freed())
+        human_size(removed.freed)
     ));
     if removed.packs_rewritten > 0 {
         ctx.say(format!(

@@ -6,11 +6,8 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::history::History;
 use crate::ops::get;
 use crate::paths;
-use crate::pointer;
-use crate::workspace::link::Linker;
 
 use super::{Ctx, human_size, plural, report_all};
 
@@ -31,66 +28,35 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let repo = ctx.open(false)?;
-    let mut history = History::open(&repo.root)?.ok_or_else(|| Error::NotAGitRepository {
-        path: repo.root.clone(),
-        what: "bale get",
-    })?;
-    let rev = history.resolve(&args.rev)?;
-    let mut key = repo.relative(&paths::normalize(&ctx.cwd.join(&args.out)))?;
-    if let Some(stem) = key.strip_suffix(pointer::SUFFIX) {
-        key = stem.to_owned();
-    }
-    let record = get::find_out(&mut history, &rev, &key)?;
-    let out_root = repo.root.join(&key);
-    let dest = match &args.dest {
-        Some(d) => paths::normalize(&ctx.cwd.join(d)),
-        None => get::default_dest(&out_root, &args.rev),
+    let opts = get::Options {
+        rev: &args.rev,
+        out: &paths::normalize(&ctx.cwd.join(&args.out)),
+        dest: args
+            .dest
+            .as_ref()
+            .map(|d| paths::normalize(&ctx.cwd.join(d))),
+        force: args.force,
+        quiet: ctx.quiet,
     };
-    let linker = Linker::new(repo.settings.cache_types.clone());
-    let work_tree = history.work_tree();
-    match get::materialize(
-        &repo,
-        &linker,
-        &key,
-        &record,
-        &dest,
-        work_tree.as_deref(),
-        args.force,
-        ctx.quiet,
-    )? {
+    let done = get::run(&repo, &opts)?;
+    match done.got {
         Ok(got) => {
             ctx.say(format!(
-                "{key}@{}: {} ({}) in {}",
+                "{}@{}: {} ({}) in {}",
+                done.key,
                 args.rev,
                 plural(got.files, "file"),
                 human_size(got.bytes),
-                paths::quoted(&dest)
+                paths::quoted(&done.dest)
             ));
             Ok(())
         }
         Err(errors) => {
-            // `bale fetch` gets what the workspace's pointers name, not
-            // REV's: the hint says how to fetch REV's objects.
-            let missing: Vec<String> = errors
-                .iter()
-                .filter_map(|e| match e {
-                    Error::MissingObject { hash, path, .. } => {
-                        Some(format!("{hash} {}", path.display()))
-                    }
-                    _ => None,
-                })
-                .collect();
-            if missing.len() == errors.len() {
-                return Err(Error::MissingForRevision {
-                    rev: args.rev.clone(),
-                    out: key,
-                    list: super::capped_lines(&missing),
-                }
-                .into());
-            }
-            let count = errors.len();
             report_all(&errors);
-            Err(Error::Errors { count }.into())
+            Err(Error::Errors {
+                count: errors.len(),
+            }
+            .into())
         }
     }
 }

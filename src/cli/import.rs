@@ -5,14 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::fsutil::{self, LinkType};
-use crate::import::{self, Input, Mode};
-use crate::ops::checkout::{self as co, Planned};
-use crate::ops::track;
-use crate::out::{self, Out};
+use crate::fsutil::LinkType;
+use crate::ops::import::{self, Checkout};
 use crate::paths;
-use crate::pointer::{self, OutKind, OutRecord};
-use crate::workspace::link::Linker;
 
 use super::{Ctx, human_size, plural, report, report_all};
 
@@ -73,165 +68,49 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         })?,
     };
     let abs = paths::normalize(&ctx.cwd.join(&dest));
-    let key = track::check_out_path(&repo, &abs, &dest).map_err(|e| match e {
-        Error::InsideOut { path, out } => Error::ImportOverlapsOut {
-            path,
-            out,
-            inside: true,
-        },
-        e => e,
-    })?;
-    let existing = track::existing_record(&abs, &key)?;
-    if abs.symlink_metadata().is_ok() {
-        if existing.is_none() && !args.force {
-            return Err(Error::DestinationExists(dest).into());
-        }
-        if abs.is_dir()
-            && let Some(p) = out::find_pointers(&abs)?.first()
-        {
-            return Err(Error::ImportOverlapsOut {
-                path: dest,
-                out: p.with_extension(""),
-                inside: false,
-            }
-            .into());
-        }
-    }
-    let links_share = repo
-        .settings
-        .cache_types
-        .first()
-        .is_some_and(|t| t.shares_object());
-    let mode = if args.packed {
-        Mode::Packed
-    } else if args.loose {
-        Mode::Loose
-    } else {
-        Mode::Auto {
-            links_share: links_share && !args.no_checkout,
-        }
-    };
     let opts = import::Options {
-        mode,
-        threshold: repo.settings.pack_threshold,
-        compress: repo.settings.pack_compression,
-        batch_entries: usize::try_from(repo.settings.batch_entries).unwrap_or(usize::MAX),
-        batch_bytes: repo.settings.batch_bytes,
-        name_max: fsutil::name_max(abs.parent().unwrap_or(&abs)),
+        packed: args.packed,
+        loose: args.loose,
+        no_checkout: args.no_checkout,
+        force: args.force,
         wait: ctx.wait,
         quiet: ctx.quiet,
+        list_changes: ctx.verbose,
     };
     let archive_abs = ctx.cwd.join(&args.archive);
-    let input = if stdin {
-        Input::Stdin
-    } else {
-        Input::File(&archive_abs)
-    };
-    let imp = import::import(&repo.cache, input, &opts)?;
-    // The batches are gone: their memory is not the checkout's to carry.
-    crate::memory::release_freed();
-    let nfiles = imp.nfiles as u64;
-    let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
-    let (index, mut record) = existing.unwrap_or_else(|| {
-        (
-            0,
-            OutRecord {
-                path: name,
-                hash: imp.hash,
-                kind: OutKind::Dir,
-                size: 0,
-                nfiles: None,
-                executable: false,
-                skip_symlinks: false,
-                extra: Default::default(),
-            },
-        )
-    });
-    record.hash = imp.hash;
-    record.kind = OutKind::Dir;
-    record.size = imp.size;
-    record.nfiles = Some(nfiles);
-    record.executable = false;
-    let fill = |o: &mut OutRecord| {
-        o.hash = imp.hash;
-        o.kind = OutKind::Dir;
-        o.size = imp.size;
-        o.nfiles = Some(nfiles);
-        o.executable = false;
-    };
+    let archive = (!stdin).then_some(archive_abs.as_path());
+    let done = import::run(&repo, archive, &abs, &dest, &opts)?;
     let what = format!(
-        "{key}: imported {} ({}) from {} ({}); {} new in the cache, {}",
-        plural(nfiles as usize, "file"),
-        human_size(imp.size),
+        "{}: imported {} ({}) from {} ({}); {} new in the cache, {}",
+        done.key,
+        plural(done.nfiles, "file"),
+        human_size(done.size),
         paths::quoted(&args.archive),
-        imp.format.name(),
-        plural(imp.stored, "object"),
-        if imp.packed {
+        done.format,
+        plural(done.stored, "object"),
+        if done.packed {
             "small files in packs"
         } else {
             "as loose objects"
         }
     );
-    if args.no_checkout {
-        track::write_pointer_with(&abs, &key, fill)?;
-        ctx.say(what);
-        return Ok(());
-    }
-
-    let mut state = repo.state()?;
-    let linker = Linker::new(repo.settings.cache_types.clone());
-    let o = Out {
-        pointer: pointer::pointer_path(&abs),
-        index,
-        record,
-        root: abs.clone(),
-        key: key.clone(),
-        subpath: None,
-    };
-    let opts = co::Options {
-        relink: false,
-        force: args.force,
-    };
-    let w = match co::plan_out(&repo, &state, &linker, o, opts, ctx.quiet)? {
-        Planned::Unchanged(_) => {
-            track::write_pointer_with(&abs, &key, fill)?;
-            ctx.say(format!("{what}; the workspace had it already"));
-            return Ok(());
-        }
-        Planned::Work(w) => w,
-    };
-    if !w.plan.conflicts.is_empty() {
-        let paths = w
-            .plan
-            .conflicts
-            .iter()
-            .map(|c| paths::join(Path::new(&key), c))
-            .collect();
-        return Err(Error::ImportWouldLoseData(paths).into());
-    }
-    let mut failed = w.corrupt.len();
-    w.corrupt.iter().for_each(|e| report(e));
-    track::write_pointer_with(&abs, &key, fill)?;
-    let bar = co::bar_for(std::iter::once(&*w), ctx.quiet);
-    let applied = co::apply_out(&repo, &linker, &w, &bar, ctx.verbose);
-    bar.finish();
-    failed += applied.errors.len();
-    if applied.errors.is_empty() {
-        ctx.say(format!(
+    done.corrupt.iter().for_each(|e| report(e));
+    match &done.checkout {
+        Checkout::NotAsked => ctx.say(what),
+        Checkout::HadIt => ctx.say(format!("{what}; the workspace had it already")),
+        Checkout::Done(types) => ctx.say(format!(
             "{what}; {}",
-            checked_out_as(applied.link_types, imp.nfiles)
-        ));
-    } else {
-        ctx.say(format!("{what}; its checkout is incomplete"));
-        report_all(&applied.errors);
+            checked_out_as(types.clone(), done.nfiles)
+        )),
+        Checkout::Incomplete => {
+            ctx.say(format!("{what}; its checkout is incomplete"));
+            report_all(&done.apply_errors);
+        }
     }
     if ctx.verbose {
-        applied.changes.lines().for_each(|l| ctx.say(l));
+        done.changes.lines().for_each(|l| ctx.say(l));
     }
-    if let Some(s) = applied.snapshot {
-        repo.save_snapshots(&mut state, vec![(key, s)])?;
-    }
-    if failed > 0 {
+    if done.failed() {
         return Err(Error::Errors { count: 1 }.into());
     }
     Ok(())

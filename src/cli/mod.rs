@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Error;
 pub use crate::human::{human_size, plural};
+pub use crate::ops::{capped_lines, corrupt_found};
 use crate::repo::{Access, DEFAULT_LOCK_WAIT, Repo};
 
 /// Concurrent transfers to or from a remote without `-j`: each holds a
@@ -312,25 +313,4 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     // A failed stdout ends the command whatever else happened.
     ctx.finish()?;
     result
-}
-
-/// Lines of a list shown in a message before "... and N more".
-pub const SHOWN: usize = 20;
-
-/// `items` as the indented lines of a message, at most `SHOWN` of them.
-pub fn capped_lines<T: std::fmt::Display>(items: &[T]) -> String {
-    let mut lines: Vec<String> = items.iter().take(SHOWN).map(|i| format!("  {i}")).collect();
-    if items.len() > SHOWN {
-        lines.push(format!("  ... and {} more", items.len() - SHOWN));
-    }
-    lines.join("\n")
-}
-
-/// The one error for cache objects found corrupt (each already set aside).
-pub fn corrupt_found(cache: &crate::cache::Cache, hashes: &[crate::hash::Hash]) -> Error {
-    Error::CorruptFound {
-        count: hashes.len(),
-        cache: cache.dir().to_path_buf(),
-        list: capped_lines(hashes),
-    }
 }

@@ -1,7 +1,6 @@
 //! `bale pack [--dry-run]`: move small loose objects into packs.
 
-use crate::error::Error;
-use crate::ops::pack::pack_loose;
+use crate::ops::pack;
 
 use super::{Ctx, human_size, plural};
 
@@ -18,10 +17,13 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let repo = ctx.open(true)?;
-    if repo.settings.cache_dir.is_some() && !args.force && !args.dry_run {
-        return Err(Error::SharedCache(repo.cache.dir().to_path_buf()).into());
-    }
-    let p = pack_loose(&repo, args.dry_run, ctx.quiet, ctx.wait)?;
+    let opts = pack::Options {
+        dry_run: args.dry_run,
+        force: args.force,
+        quiet: ctx.quiet,
+        wait: ctx.wait,
+    };
+    let p = pack::run(&repo, opts)?;
     ctx.say(format!(
         "{} {} ({}) into packs under {}; kept {} loose that workspace links use",
         if args.dry_run { "would pack" } else { "packed" },

@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::out::{self, Inside};
-use crate::remote::push::{self, OutObjects};
-use crate::remote::{self, Purpose, Remote};
+use crate::ops::push;
 
 use super::{Ctx, human_size, plural, report, report_all};
 
@@ -21,40 +19,22 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let repo = ctx.open(false)?;
-    let spec = remote::spec(&repo.config, args.remote.as_deref())?;
-    let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Refuse)?;
-    let mut failed = 0;
-    let mut objects = Vec::new();
-    for o in &outs {
-        match crate::ops::expected_of(&repo, o) {
-            Ok(manifest) => objects.push(OutObjects {
-                key: o.key.clone(),
-                top: o.is_dir().then_some(o.record.hash),
-                manifest,
-            }),
-            Err(e) => {
-                report(&e);
-                failed += 1;
-            }
-        }
-    }
-    let remote = Remote::open(&spec, &repo.root, Purpose::Write)?;
     let opts = push::Options {
         threads: ctx.transfers(),
-        threshold: repo.settings.pack_threshold,
-        compress: repo.settings.pack_compression,
         quiet: ctx.quiet,
     };
-    let result = push::push(&repo, &remote, &objects, &opts);
+    let done = push::run(&repo, &ctx.cwd, &args.targets, args.remote.as_deref(), opts)?;
+    done.out_errors.iter().for_each(|e| report(e));
     if ctx.verbose {
-        ctx.say(format!("remote {}: {}", remote.name, remote.stats.line()));
+        ctx.say(format!("remote {}: {}", done.remote, done.stats));
     }
-    let pushed = result?;
+    let failed = done.failed();
+    let pushed = done.pushed?;
     report_all(&pushed.errors);
     if pushed.objects == 0 {
         ctx.say(format!(
             "everything is on the remote {} already ({})",
-            remote.name,
+            done.remote,
             plural(pushed.complete, "out")
         ));
     } else {
@@ -63,15 +43,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             plural(pushed.objects, "object"),
             human_size(pushed.bytes),
             plural(pushed.packs, "pack"),
-            remote.name,
+            done.remote,
             plural(pushed.complete, "out"),
         ));
     }
-    failed += pushed
-        .errors
-        .iter()
-        .filter(|e| matches!(e, Error::Remote { .. }))
-        .count();
     if failed > 0 {
         return Err(Error::Errors { count: failed }.into());
     }

@@ -2,8 +2,8 @@
 //! `bale remote remove NAME`: the remotes are config keys
 //! (`remote.NAME.url` and friends, `core.remote` for the default).
 
-use crate::error::Error;
-use crate::remote::{self, RemoteUrl};
+use crate::ops::remote;
+use crate::url::redacted;
 
 use super::Ctx;
 
@@ -42,14 +42,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::List => {
             let repo = ctx.open_config(false)?;
-            let default = repo.config.get("core.remote")?;
-            for (name, url) in remote::configured(&repo.config)? {
-                let mark = if default.as_deref() == Some(name.as_str()) {
-                    " (default)"
-                } else {
-                    ""
-                };
-                ctx.print(format!("{name}\t{}{mark}", remote::redacted(&url)));
+            for (name, url, is_default) in remote::list(&repo)? {
+                let mark = if is_default { " (default)" } else { "" };
+                ctx.print(format!("{name}\t{}{mark}", redacted(&url)));
             }
             Ok(())
         }
@@ -61,75 +56,25 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             local,
             force,
         } => {
-            if !remote::is_name(&name) {
-                return Err(Error::InvalidConfigValue {
-                    key: "remote NAME".into(),
-                    value: name,
-                    reason: "a remote's name is letters, digits, '-' and '_'".into(),
-                }
-                .into());
-            }
-            RemoteUrl::parse(&url).map_err(|reason| Error::BadRemoteUrl {
-                url: remote::redacted(&url),
-                reason,
-            })?;
-            if let Some(e) = &endpoint {
-                remote::check_endpoint(e).map_err(|reason| Error::InvalidConfigValue {
-                    key: format!("remote.{name}.endpoint"),
-                    value: remote::redacted(e),
-                    reason,
-                })?;
-            }
+            let new = remote::NewRemote::parse(name, url, endpoint)?;
             let repo = ctx.open_config(true)?;
-            let key = |k: &str| format!("remote.{name}.{k}");
-            if repo.config.get(&key("url"))?.is_some() && !force {
-                return Err(Error::RemoteExists(name).into());
-            }
-            repo.config.set(&key("url"), Some(&url), local)?;
-            if let Some(e) = &endpoint {
-                repo.config.set(&key("endpoint"), Some(e), local)?;
-            }
-            if default {
-                repo.config.set("core.remote", Some(&name), local)?;
-            }
+            let opts = remote::AddOptions {
+                default,
+                local,
+                force,
+            };
+            remote::add(&repo, &new, opts)?;
             ctx.say(format!(
-                "added the remote {name} ({}){}",
-                remote::redacted(&url),
+                "added the remote {} ({}){}",
+                new.name,
+                redacted(&new.url),
                 if default { ", the default" } else { "" }
             ));
             Ok(())
         }
         Command::Remove { name } => {
             let repo = ctx.open_config(true)?;
-            let prefix = format!("remote.{name}.");
-            let keys: Vec<String> = repo
-                .config
-                .list()?
-                .into_iter()
-                .map(|(k, _)| k)
-                .filter(|k| k.starts_with(&prefix))
-                .collect();
-            if keys.is_empty() {
-                return Err(Error::UnknownRemote {
-                    known: remote::configured(&repo.config)?
-                        .into_iter()
-                        .map(|(n, _)| n)
-                        .collect(),
-                    name,
-                }
-                .into());
-            }
-            for local in [false, true] {
-                for k in &keys {
-                    repo.config.set(k, None, local)?;
-                }
-            }
-            // The local file wins: it is the first to name the default.
-            for local in [true, false] {
-                if repo.config.get("core.remote")?.as_deref() == Some(name.as_str()) {
-                    repo.config.set("core.remote", None, local)?;
-                }
-            }
+            remote::remove(&repo, &name)?;
             ctx.say(format!("removed the remote {name}"));
             Ok(())
         }

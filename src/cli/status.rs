@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::ops::{Changes, checkout::needs_relink, checkout::relink_hint, status};
+use crate::ops::{Changes, status};
 use crate::out::{self, Inside};
 use crate::repo::Held;
-use crate::workspace::link::Linker;
 
 use super::{Ctx, hint, report};
 
@@ -41,13 +40,16 @@ struct JsonOnRemote<'a> {
 
 /// `status --remote`: per out, whether the remote holds all of it.
 fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
-    use crate::remote::{self, Purpose, Remote, fetch};
     let repo = ctx.open(false)?;
-    let spec = remote::spec(&repo.config, args.remote_name.as_deref())?;
-    let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Refuse)?;
-    let remote = Remote::open(&spec, &repo.root, Purpose::Read)?;
-    let states = fetch::compare(&repo, &remote, &outs, ctx.transfers())?;
-    let state = |s: &fetch::OnRemote| match s.missing_of {
+    let done = status::on_remote(
+        &repo,
+        &ctx.cwd,
+        &args.targets,
+        args.remote_name.as_deref(),
+        ctx.transfers(),
+    )?;
+    let states = &done.outs;
+    let state = |s: &status::OnRemote| match s.missing_of {
         Some((0, _)) => "on-remote",
         Some((m, n)) if m < n => "partly-on-remote",
         _ => "not-on-remote",
@@ -57,7 +59,7 @@ fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
             .iter()
             .map(|s| JsonOnRemote {
                 path: &s.key,
-                remote: &remote.name,
+                remote: &done.remote,
                 state: state(s),
                 missing: s.missing_of.map(|(m, _)| m),
                 objects: s.missing_of.map(|(_, n)| n),
@@ -65,8 +67,8 @@ fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
             .collect();
         ctx.print(serde_json::to_string_pretty(&json)?);
     } else {
-        for s in &states {
-            let name = &remote.name;
+        for s in states {
+            let name = &done.remote;
             ctx.print(match s.missing_of {
                 Some((0, _)) => format!("{}: on the remote {name}", s.key),
                 Some((m, n)) => {
@@ -80,7 +82,7 @@ fn on_remote(ctx: &Ctx, args: &Args) -> anyhow::Result<()> {
         }
     }
     if ctx.verbose {
-        ctx.say(format!("remote {}: {}", remote.name, remote.stats.line()));
+        ctx.say(format!("remote {}: {}", done.remote, done.stats));
     }
     Ok(())
 }
@@ -107,32 +109,15 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     let mut state = repo.state()?;
     let outs = out::resolve(&repo, &ctx.cwd, &args.targets, Inside::Allow)?;
-    let linker = Linker::new(repo.settings.cache_types.clone());
-    let mut results = Vec::new();
-    let mut failed = 0;
-    let mut advise = Vec::new();
-    let mut refresh = Vec::new();
-    for o in &outs {
-        let snapshot = state.load(&o.key)?;
-        if snapshot.as_ref().is_some_and(|s| needs_relink(s, &linker)) {
-            advise.push(o.key.clone());
-        }
-        match status::status_of(&repo, snapshot, o, ctx.quiet) {
-            Ok(mut s) => {
-                for (h, p) in &s.corrupt {
-                    report(&repo.cache.edited_in_place(*h, p));
-                }
-                failed += usize::from(!s.corrupt.is_empty());
-                if let Some(fresh) = s.refresh.take() {
-                    refresh.push((o.key.clone(), fresh));
-                }
-                let pointer = repo.relative(&o.pointer)?;
-                results.push((s, pointer));
+    let done = status::run(&mut repo, &mut state, &outs, ctx.quiet)?;
+    let mut results = Vec::with_capacity(done.outs.len());
+    for o in &done.outs {
+        match o {
+            Ok(s) => {
+                s.corrupt.iter().for_each(|e| report(e));
+                results.push((&s.status, &s.pointer));
             }
-            Err(e) => {
-                report(&e);
-                failed += 1;
-            }
+            Err(e) => report(e),
         }
     }
     if args.json {
@@ -140,7 +125,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|(s, pointer)| JsonStatus {
                 path: &s.path,
-                pointer: pointer.clone(),
+                pointer: (*pointer).clone(),
                 state: s.state.as_str(),
                 added: s.changes.added.len(),
                 modified: s.changes.modified.len(),
@@ -166,17 +151,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    // Re-hashing found these unchanged: record that, if no one is writing.
-    if !refresh.is_empty() && repo.try_upgrade() {
-        repo.save_snapshots(&mut state, refresh)?;
+    if let Some(h) = &done.relink_hint {
+        hint(h);
     }
-    if !advise.is_empty() {
-        hint(relink_hint(&advise, &linker));
-    }
+    let failed = done.failed();
     if failed > 0 {
         return Err(Error::Incomplete {
             count: failed,
-            total: outs.len(),
+            total: done.total,
         }
         .into());
     }

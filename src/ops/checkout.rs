@@ -10,6 +10,10 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::LinkType;
 use crate::manifest::Manifest;
 use crate::out::Out;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
 use crate::progress::Bar;
 use crate::repo::Repo;
 use crate::state::{Snapshot, SnapshotEntry, StateDb};
@@ -21,7 +25,7 @@ use crate::workspace::{
 use super::{Changes, display_path, expected_of};
 
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
+pub struct PlanOptions {
     /// Also relink right-content files whose link type differs.
     pub relink: bool,
     /// Drop workspace content that is not in the cache.
@@ -29,7 +33,7 @@ pub struct Options {
 }
 
 /// One out's planned checkout.
-pub struct Work {
+pub struct OutPlan {
     pub out: Out,
     obs: Observation,
     /// The manifest planned for: the plan's writes are its entries.
@@ -40,7 +44,7 @@ pub struct Work {
     /// Cache objects found corrupt (and set aside) while observing.
     pub corrupt: Vec<Error>,
     old: Option<Snapshot>,
-    /// Only the files departed from `old` were planned (`plan_few`): `old`
+    /// Only the files departed from `old` were planned (`plan_departed`): `old`
     /// is whole, and holds the rows of all the others.
     few: bool,
     /// Every kept file was checked to have the configured link type.
@@ -50,7 +54,7 @@ pub struct Work {
 pub enum Planned {
     /// The snapshot matched: nothing to do.
     Unchanged(Box<(Out, Option<Snapshot>)>),
-    Work(Box<Work>),
+    Changes(Box<OutPlan>),
 }
 
 /// Plans one out.
@@ -59,7 +63,7 @@ pub fn plan_out(
     state: &StateDb,
     linker: &Linker,
     o: Out,
-    opts: Options,
+    opts: PlanOptions,
     quiet: bool,
 ) -> Result<Planned> {
     let mut snapshot = state.load(&o.key)?;
@@ -83,14 +87,14 @@ pub fn plan_out(
             };
             // The walk's list goes before the manifest is read: the two
             // are the largest things a checkout holds.
-            let few = few_of(w, &d);
+            let few = departed_only(w, &d);
             let paths: Vec<&str> = d.iter().map(|x| x.recorded.path.as_str()).collect();
             if let Some(expected) = repo
                 .cache
                 .read_manifest_at(o.record.hash, &o.root, &paths)?
             {
                 drop(paths);
-                return plan_few(repo, o, s, few, d, expected, opts, quiet);
+                return plan_departed(repo, o, s, few, d, expected, opts, quiet);
             }
             // The manifest does not hold a file the snapshot does (the
             // snapshot was not made from it): the whole out is planned,
@@ -147,7 +151,7 @@ pub fn plan_out(
     let mut obs = obs;
     keep_only_kept(&mut obs.files, &mut plan.kept);
     let expected = narrow(expected, &mut plan.writes);
-    Ok(Planned::Work(Box::new(Work {
+    Ok(Planned::Changes(Box::new(OutPlan {
         out: o,
         obs,
         expected,
@@ -190,7 +194,7 @@ fn few_limit(files: usize) -> usize {
 }
 
 /// Of a walk, only the departed files and the folders, in path order.
-fn few_of(walked: walk::Walk, departed: &[workspace::observe::Departed]) -> walk::Walk {
+fn departed_only(walked: walk::Walk, departed: &[workspace::observe::Departed]) -> walk::Walk {
     let mut at = departed.iter().filter_map(|d| d.walked).peekable();
     // Into a list of its own: collected in place, the few entries would
     // keep the whole walk's allocation.
@@ -213,7 +217,7 @@ fn few_of(walked: walk::Walk, departed: &[workspace::observe::Departed]) -> walk
 /// Plans the repair of an out whose walk departs from its snapshot (of the
 /// pointer's manifest) only at a few files it holds, each gone or with
 /// another stat, none a folder now (`Departures::Few`); `few` is the walk
-/// cut to those files and the folders (`few_of`), `expected` holds the
+/// cut to those files and the folders (`departed_only`), `expected` holds the
 /// manifest's entries at those files.
 ///
 /// Every other file the walk reproduced exactly, which is what a no-op
@@ -226,14 +230,14 @@ fn few_of(walked: walk::Walk, departed: &[workspace::observe::Departed]) -> walk
 /// the departed files' parents. The next snapshot is the old one with the
 /// departed files' rows replaced (`Snapshot::splice`).
 #[allow(clippy::too_many_arguments)]
-fn plan_few(
+fn plan_departed(
     repo: &Repo,
     o: Out,
     snapshot: Snapshot,
     few: walk::Walk,
     departed: Vec<workspace::observe::Departed>,
     expected: Manifest,
-    opts: Options,
+    opts: PlanOptions,
     quiet: bool,
 ) -> Result<Planned> {
     let mut recorded = crate::state::SnapshotEntries::with_capacity(departed.len());
@@ -262,7 +266,7 @@ fn plan_few(
     if plan.conflicts.is_empty() {
         check_objects(repo, &o, &plan, &expected)?;
     }
-    Ok(Planned::Work(Box::new(Work {
+    Ok(Planned::Changes(Box::new(OutPlan {
         out: o,
         obs,
         expected,
@@ -335,7 +339,13 @@ pub struct Applied {
 
 /// Applies a planned checkout. `list_changes`: name every file changed
 /// (for `-v`; 10^6 names are not made otherwise).
-pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar, list_changes: bool) -> Applied {
+pub fn apply_out(
+    repo: &Repo,
+    linker: &Linker,
+    w: &OutPlan,
+    bar: &Bar,
+    list_changes: bool,
+) -> Applied {
     // A folder out made where nothing stands is built aside and renamed in.
     let staging = (w.out.is_dir() && w.obs.root == workspace::observe::Root::Missing)
         .then(|| apply::Staging::new(&repo.bale_dir.join("tmp"), &w.out.root))
@@ -396,8 +406,8 @@ pub fn apply_out(repo: &Repo, linker: &Linker, w: &Work, bar: &Bar, list_changes
     }
 }
 
-/// The checkout bar over what the works write: files and bytes.
-pub fn bar_for<'a>(works: impl Iterator<Item = &'a Work> + Clone, quiet: bool) -> Bar {
+/// The checkout bar over what the plans write: files and bytes.
+pub fn bar_for<'a>(works: impl Iterator<Item = &'a OutPlan> + Clone, quiet: bool) -> Bar {
     let files = works.clone().map(|w| w.plan.writes.len() as u64).sum();
     let bytes = works.map(|w| w.plan.write_bytes(&w.expected)).sum();
     Bar::files(files, bytes, "checkout", quiet)
@@ -445,7 +455,7 @@ fn narrow(expected: Manifest, writes: &mut [plan::Write]) -> Manifest {
 }
 
 /// "data: 3 added, 1 modified, 0 deleted", from the workspace's side.
-pub fn summary(w: &Work, relink: bool) -> String {
+pub fn summary(w: &OutPlan, relink: bool) -> String {
     let p = &w.plan;
     let changes = p.added + p.modified + p.deleted;
     let mut s = if changes == 0 {
@@ -473,7 +483,11 @@ pub fn summary(w: &Work, relink: bool) -> String {
 /// (all placed now, all checked by `--relink`, or the chain did not
 /// change): otherwise the files kept from before still have the old links,
 /// and the relink hint stays due.
-fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> Result<Snapshot> {
+fn snapshot_after(
+    w: &OutPlan,
+    mut placed: Vec<apply::Placed>,
+    linker: &Linker,
+) -> Result<Snapshot> {
     let writes = &w.plan.writes;
     let path_of = |p: &apply::Placed| w.expected.get(writes[p.write].entry).path;
     placed.sort_unstable_by(|a, b| path_of(a).cmp(path_of(b)));
@@ -529,12 +543,12 @@ fn snapshot_after(w: &Work, mut placed: Vec<apply::Placed>, linker: &Linker) -> 
     ))
 }
 
-/// `snapshot_after` for a repair of a few files (`plan_few`): the old
+/// `snapshot_after` for a repair of a few files (`plan_departed`): the old
 /// snapshot with the departed files' rows replaced. Hard links made now
 /// change the stat of every file sharing their inode: those files are
 /// stat'ed again, wherever they are in the out.
 fn snapshot_spliced<'a>(
-    w: &'a Work,
+    w: &'a OutPlan,
     rows: impl Iterator<Item = SnapshotEntry<'a>>,
     placed: &[apply::Placed],
     linker: &Linker,
@@ -593,4 +607,191 @@ pub fn relink_hint(keys: &[String], linker: &Linker) -> String {
         if keys.len() == 1 { "was" } else { "were" },
         linker.describe()
     )
+}
+
+/// What `run` is asked for.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub plan: PlanOptions,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Name every file changed (`-v`).
+    pub list_changes: bool,
+    /// The remote just fetched from (`pull`): an object still missing is
+    /// one that remote lacks, and errors say so.
+    pub fetched_from: Option<String>,
+}
+
+impl Options {
+    /// `e` as this checkout reports it: after a fetch, an object still
+    /// missing is one the remote lacks.
+    fn explain(&self, e: Error) -> Error {
+        match (&self.fetched_from, e) {
+            (Some(remote), e @ (Error::MissingObject { .. } | Error::ObjectsMissing { .. })) => {
+                Error::MissingOnRemote {
+                    remote: remote.clone(),
+                    inner: Box::new(e),
+                }
+            }
+            (_, e) => e,
+        }
+    }
+}
+
+/// What a checkout did.
+#[derive(Default)]
+pub struct CheckoutReport {
+    /// The outs asked for.
+    pub total: usize,
+    /// Errors in the order they were met, each group one out's (shown ten
+    /// at a time).
+    pub errors: Vec<Vec<Error>>,
+    /// Workspace files whose content is not in the cache: when there are
+    /// any, nothing was changed.
+    pub conflicts: Vec<PathBuf>,
+    /// The outs planned, in order.
+    pub outs: Vec<OutCheckout>,
+    /// The outs that could not be completed.
+    pub failed: BTreeSet<String>,
+    /// Outs last linked under another `cache.type`: the hint to relink.
+    pub relink_hint: Option<String>,
+}
+
+/// One out's checkout.
+pub struct OutCheckout {
+    pub key: String,
+    /// Its snapshot matched: nothing was done.
+    pub unchanged: bool,
+    /// "data: 3 added, ...", when it completed.
+    pub summary: Option<String>,
+    /// File by file, with `list_changes`.
+    pub changes: Changes,
+    /// The link types of the files written (`Applied::link_types`).
+    pub link_types: Vec<LinkType>,
+}
+
+/// Checks out `outs`: every out is planned before anything is applied, and
+/// a conflict in any of them stops the checkout before it changes
+/// anything (`report.conflicts`). Then each plan is applied and the
+/// snapshots of the completed outs are saved.
+pub fn run(
+    repo: &Repo,
+    state: &mut StateDb,
+    outs: Vec<Out>,
+    opts: &Options,
+) -> Result<CheckoutReport> {
+    let linker = super::linker(repo);
+    let mut report = CheckoutReport {
+        total: outs.len(),
+        ..CheckoutReport::default()
+    };
+    let mut planned = Vec::new();
+    for o in outs {
+        let key = o.key.clone();
+        match plan_out(repo, state, &linker, o, opts.plan, opts.quiet) {
+            Ok(p) => planned.push(p),
+            Err(e) => {
+                report.errors.push(vec![opts.explain(e)]);
+                report.failed.insert(key);
+            }
+        }
+    }
+    report.conflicts = planned
+        .iter()
+        .filter_map(|p| match p {
+            Planned::Changes(w) => Some(w),
+            Planned::Unchanged(..) => None,
+        })
+        .flat_map(|w| {
+            w.plan
+                .conflicts
+                .iter()
+                .map(|c| crate::paths::join(Path::new(&w.out.key), c))
+        })
+        .collect();
+    if !report.conflicts.is_empty() {
+        return Ok(report);
+    }
+    apply_all(repo, state, &linker, planned, opts, &mut report)?;
+    Ok(report)
+}
+
+/// Applies planned outs free of conflicts, saves the snapshots of those
+/// that completed, and decides the relink hint: the tail of every checkout
+/// (`run`, and import's of its one out).
+pub fn apply_all(
+    repo: &Repo,
+    state: &mut StateDb,
+    linker: &Linker,
+    mut planned: Vec<Planned>,
+    opts: &Options,
+    report: &mut CheckoutReport,
+) -> Result<()> {
+    for p in &mut planned {
+        if let Planned::Changes(w) = p
+            && !w.corrupt.is_empty()
+        {
+            report.failed.insert(w.out.key.clone());
+            report
+                .errors
+                .extend(std::mem::take(&mut w.corrupt).into_iter().map(|e| vec![e]));
+        }
+    }
+    let works = || {
+        planned.iter().filter_map(|p| match p {
+            Planned::Changes(w) => Some(w),
+            Planned::Unchanged(..) => None,
+        })
+    };
+    let bar = bar_for(works().map(|w| &**w), opts.quiet);
+    let relink = opts.plan.relink;
+    let mut snapshots = Vec::new();
+    let mut advise = Vec::new();
+    for p in planned {
+        let w = match p {
+            Planned::Unchanged(u) => {
+                let (o, s) = *u;
+                if !relink && s.as_ref().is_some_and(|s| needs_relink(s, linker)) {
+                    advise.push(o.key.clone());
+                }
+                report.outs.push(OutCheckout {
+                    summary: Some(format!("{}: unchanged", o.key)),
+                    key: o.key,
+                    unchanged: true,
+                    changes: Changes::default(),
+                    link_types: Vec::new(),
+                });
+                continue;
+            }
+            Planned::Changes(w) => w,
+        };
+        let applied = apply_out(repo, linker, &w, &bar, opts.list_changes);
+        let summary = if applied.errors.is_empty() {
+            Some(summary(&w, relink))
+        } else {
+            report.failed.insert(w.out.key.clone());
+            let errors = applied.errors.into_iter().map(|e| opts.explain(e));
+            report.errors.push(errors.collect());
+            None
+        };
+        if let Some(s) = applied.snapshot {
+            if !relink && needs_relink(&s, linker) {
+                advise.push(w.out.key.clone());
+            }
+            snapshots.push((w.out.key.clone(), s));
+        }
+        report.outs.push(OutCheckout {
+            key: w.out.key.clone(),
+            unchanged: false,
+            summary,
+            changes: applied.changes,
+            link_types: applied.link_types,
+        });
+    }
+    bar.finish();
+    repo.save_snapshots(state, snapshots)?;
+    if !advise.is_empty() {
+        report.relink_hint = Some(relink_hint(&advise, linker));
+    }
+    Ok(())
 }

@@ -259,6 +259,87 @@ pub fn diff(
     Ok((outs, errors))
 }
 
+/// The changes summed over the outs.
+#[derive(Debug, Default, Serialize)]
+pub struct Total {
+    pub added: usize,
+    pub modified: usize,
+    pub deleted: usize,
+    pub renamed: usize,
+}
+
+/// What `bale diff` found.
+pub struct DiffReport {
+    pub outs: Vec<OutDiff>,
+    pub total: Total,
+    /// What did not stop the diff (`diff`'s second list).
+    pub errors: Vec<Error>,
+    /// The first target that names no out on either side, by its index.
+    pub unmatched: Option<usize>,
+}
+
+/// The changes from `old` to `new` of the outs under `targets` (paths from
+/// `cwd`, a pointer file standing for its out; none: every out under
+/// `cwd`).
+pub fn run(
+    repo: &Repo,
+    history: Option<&mut History>,
+    old: &Version,
+    new: &Version,
+    cwd: &std::path::Path,
+    targets: &[std::path::PathBuf],
+) -> Result<DiffReport> {
+    // Targets as '/'-separated paths relative to the root, pointer names
+    // standing for their outs. None: everything under this folder.
+    let mut filters = Vec::new();
+    for t in targets {
+        let abs = paths::normalize(&cwd.join(t));
+        let mut rel = repo.relative(&abs)?;
+        if let Some(stem) = rel.strip_suffix(crate::pointer::SUFFIX) {
+            rel = stem.to_owned();
+        }
+        filters.push(rel);
+    }
+    if targets.is_empty() {
+        filters.push(repo.relative(cwd)?);
+    }
+    let under = |key: &str, f: &str| {
+        f.is_empty()
+            || key == f
+            || (key.starts_with(f) && key.as_bytes().get(f.len()) == Some(&b'/'))
+            || (f.starts_with(key) && f.as_bytes().get(key.len()) == Some(&b'/'))
+    };
+    let matched = std::cell::RefCell::new(vec![false; filters.len()]);
+    let keep = |key: &str| {
+        let mut hit = false;
+        for (i, f) in filters.iter().enumerate() {
+            if under(key, f) {
+                matched.borrow_mut()[i] = true;
+                hit = true;
+            }
+        }
+        hit
+    };
+    let (outs, errors) = diff(repo, history, old, new, &keep)?;
+    let unmatched = matched
+        .borrow()
+        .iter()
+        .position(|m| !m)
+        .filter(|&i| i < targets.len());
+    let total = Total {
+        added: outs.iter().map(|o| o.changes.added.len()).sum(),
+        modified: outs.iter().map(|o| o.changes.modified.len()).sum(),
+        deleted: outs.iter().map(|o| o.changes.deleted.len()).sum(),
+        renamed: outs.iter().map(|o| o.changes.renamed.len()).sum(),
+    };
+    Ok(DiffReport {
+        outs,
+        total,
+        errors,
+        unmatched,
+    })
+}
+
 /// One side's files as items, borrowed from its manifest or its walk.
 fn items<'a>(c: Option<&'a Content>, m: Option<&'a Manifest>) -> Vec<Item<'a>> {
     match (c, m) {

@@ -7,6 +7,8 @@ use std::collections::HashSet;
 
 use rayon::prelude::*;
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::history::{FoundPointer, History, Rev};
@@ -53,6 +55,89 @@ pub struct Referenced {
     /// Problems in history that do not stop gc: a manifest missing from
     /// the cache, a malformed pointer file.
     pub warnings: Vec<Error>,
+}
+
+/// What `bale gc` is asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub scope: Scope,
+    /// The user named the revisions (or `--workspace`): outside a git
+    /// repository that is an error, not the workspace alone.
+    pub explicit: bool,
+    /// Delete without asking.
+    pub force: bool,
+    /// Only say what would be deleted.
+    pub dry_run: bool,
+}
+
+/// What gc would delete, decided before anything is.
+pub struct GcPlan {
+    /// Problems in history that do not stop gc.
+    pub warnings: Vec<Error>,
+    /// Revisions read from git, and the distinct pointer files in them.
+    pub revisions: usize,
+    pub pointer_blobs: usize,
+    /// The cache's objects that nothing keeps, and their bytes.
+    pub doomed: Vec<Hash>,
+    pub bytes: u64,
+    /// The objects kept.
+    pub kept: usize,
+}
+
+/// What a gc deleted.
+pub struct Deleted {
+    /// Bytes the disk got back.
+    pub freed: u64,
+    /// Bytes of packed objects dropped that stay in their packs.
+    pub packed_bytes: u64,
+    pub packs_rewritten: usize,
+}
+
+/// Finds what gc would delete: the cache's objects that neither the
+/// workspace nor the scope's revisions reference.
+pub fn plan(repo: &Repo, opts: &Options) -> Result<GcPlan> {
+    // A shared cache holds objects of repositories gc cannot see: only an
+    // explicit --force deletes there, never a yes at a prompt.
+    let shared = repo.settings.cache_dir.is_some();
+    if shared && !opts.force && !opts.dry_run {
+        return Err(Error::SharedCache(repo.cache.dir().to_path_buf()));
+    }
+    let mut history = if opts.scope.reads_history() {
+        History::open(&repo.root)?
+    } else {
+        None
+    };
+    let refs = referenced(repo, history.as_mut(), &opts.scope, opts.explicit)?;
+    let doomed: Vec<Hash> = repo
+        .cache
+        .list()?
+        .into_iter()
+        .filter(|h| !refs.keep.contains(h))
+        .collect();
+    let mut bytes = 0;
+    for &h in &doomed {
+        bytes += repo.cache.size(h)?.unwrap_or(0);
+    }
+    Ok(GcPlan {
+        warnings: refs.warnings,
+        revisions: refs.revisions,
+        pointer_blobs: refs.pointer_blobs,
+        doomed,
+        bytes,
+        kept: refs.keep.len(),
+    })
+}
+
+/// Deletes what `plan` found.
+pub fn delete(repo: &Repo, plan: &GcPlan, wait: Duration) -> Result<Deleted> {
+    let removed = repo.cache.remove(&plan.doomed, wait)?;
+    // No other writer runs while we hold the lock: temp files are leftovers.
+    repo.cache.remove_temp_files();
+    Ok(Deleted {
+        freed: removed.freed(),
+        packed_bytes: removed.packed_bytes,
+        packs_rewritten: removed.packs_rewritten,
+    })
 }
 
 /// Every hash the workspace's pointer files reference. An unreadable

@@ -210,3 +210,80 @@ pub fn materialize(
         bytes: manifest.entries().map(|e| e.size).sum(),
     }))
 }
+
+/// What `bale get` is asked for.
+pub struct Options<'a> {
+    /// The revision, as the user wrote it.
+    pub rev: &'a str,
+    /// The out (or its pointer file), absolute.
+    pub out: &'a Path,
+    /// Where to make it, absolute (default: `OUT@REV` beside the out).
+    pub dest: Option<PathBuf>,
+    /// Replace the destination if it exists.
+    pub force: bool,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// What `get` made, and where.
+pub struct GetReport {
+    /// The out's key.
+    pub key: String,
+    pub dest: PathBuf,
+    /// What was made, or why it is incomplete.
+    pub got: std::result::Result<Got, Vec<Error>>,
+}
+
+/// Makes the out `opts.out` as `opts.rev` records it, in another folder.
+/// When every error is an object missing from the cache, that is one error
+/// saying how to fetch the revision's objects.
+pub fn run(repo: &Repo, opts: &Options<'_>) -> Result<GetReport> {
+    let mut history = History::open(&repo.root)?.ok_or_else(|| Error::NotAGitRepository {
+        path: repo.root.clone(),
+        what: "bale get",
+    })?;
+    let rev = history.resolve(opts.rev)?;
+    let mut key = repo.relative(opts.out)?;
+    if let Some(stem) = key.strip_suffix(crate::pointer::SUFFIX) {
+        key = stem.to_owned();
+    }
+    let record = find_out(&mut history, &rev, &key)?;
+    let out_root = repo.root.join(&key);
+    let dest = match &opts.dest {
+        Some(d) => d.clone(),
+        None => default_dest(&out_root, opts.rev),
+    };
+    let linker = super::linker(repo);
+    let work_tree = history.work_tree();
+    let got = materialize(
+        repo,
+        &linker,
+        &key,
+        &record,
+        &dest,
+        work_tree.as_deref(),
+        opts.force,
+        opts.quiet,
+    )?;
+    if let Err(errors) = &got {
+        // `bale fetch` gets what the workspace's pointers name, not REV's:
+        // the error says how to fetch REV's objects.
+        let missing: Vec<String> = errors
+            .iter()
+            .filter_map(|e| match e {
+                Error::MissingObject { hash, path, .. } => {
+                    Some(format!("{hash} {}", path.display()))
+                }
+                _ => None,
+            })
+            .collect();
+        if missing.len() == errors.len() {
+            return Err(Error::MissingForRevision {
+                rev: opts.rev.to_owned(),
+                out: key,
+                list: super::capped_lines(&missing),
+            });
+        }
+    }
+    Ok(GetReport { key, dest, got })
+}

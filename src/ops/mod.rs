@@ -1,20 +1,35 @@
 //! The library side of each command that works on outs: what `cli/` calls
 //! once it has parsed the arguments and opened the repository.
 
+pub mod add;
 pub mod checkout;
+pub mod commit;
+pub mod config;
 pub mod diff;
+pub mod fetch;
+pub mod fsck;
 pub mod gc;
 pub mod get;
+pub mod import;
 pub mod pack;
+pub mod push;
+pub mod remote;
 pub mod status;
 pub mod track;
+pub mod unprotect;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsutil::Kind;
 use crate::out::Out;
 pub use crate::out::{display_path, expected_of};
 use crate::repo::Repo;
-use crate::workspace::walk;
+use crate::workspace::{link::Linker, walk};
+
+/// The link chain `cache.type` configures: how every command makes
+/// workspace files from cache objects.
+pub fn linker(repo: &Repo) -> Linker {
+    Linker::new(repo.settings.cache_types.clone())
+}
 
 /// An out's stat walk as its pointer asks for it: with `skip_symlinks`,
 /// the symlinks `add --skip-symlinks` left out (all but links into the
@@ -61,5 +76,26 @@ impl Changes {
                     .iter()
                     .map(move |p| format!("  deleted:  {}", q(p))),
             )
+    }
+}
+
+/// Lines of a list shown in a message before "... and N more".
+pub const SHOWN: usize = 20;
+
+/// `items` as the indented lines of a message, at most `SHOWN` of them.
+pub fn capped_lines<T: std::fmt::Display>(items: &[T]) -> String {
+    let mut lines: Vec<String> = items.iter().take(SHOWN).map(|i| format!("  {i}")).collect();
+    if items.len() > SHOWN {
+        lines.push(format!("  ... and {} more", items.len() - SHOWN));
+    }
+    lines.join("\n")
+}
+
+/// The one error for cache objects found corrupt (each already set aside).
+pub fn corrupt_found(cache: &crate::cache::Cache, hashes: &[crate::hash::Hash]) -> Error {
+    Error::CorruptFound {
+        count: hashes.len(),
+        cache: cache.dir().to_path_buf(),
+        list: capped_lines(hashes),
     }
 }

@@ -63,6 +63,28 @@ fn chunks(todo: &[(Hash, u64)]) -> impl Iterator<Item = &[(Hash, u64)]> {
     })
 }
 
+/// What `bale pack` is asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Only say what would be packed.
+    pub dry_run: bool,
+    /// Pack even though `cache.dir` is set.
+    pub force: bool,
+    pub quiet: bool,
+    pub wait: Duration,
+}
+
+/// `bale pack`: refuses a shared cache without `force` (another
+/// repository may link its objects), then packs the small loose objects.
+pub fn run(repo: &Repo, opts: Options) -> Result<Packed> {
+    if repo.settings.cache_dir.is_some() && !opts.force && !opts.dry_run {
+        return Err(crate::error::Error::SharedCache(
+            repo.cache.dir().to_path_buf(),
+        ));
+    }
+    pack_loose(repo, opts.dry_run, opts.quiet, opts.wait)
+}
+
 /// Packs every loose object smaller than `pack.threshold` that no workspace
 /// file is linked to: not hard-linked anywhere (its link count is 1), and
 /// not the target of a symlink that a snapshot of this repository records.

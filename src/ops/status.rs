@@ -8,7 +8,7 @@ use crate::fsutil::Kind;
 use crate::hash::Hash;
 use crate::out::Out;
 use crate::repo::Repo;
-use crate::state::Snapshot;
+use crate::state::{Snapshot, StateDb};
 use crate::workspace::{self, Observation, plan, plan::Root, snapshot};
 
 use super::{Changes, display_path, expected_of};
@@ -146,4 +146,118 @@ fn refreshed(o: &Out, old: Option<&Snapshot>, obs: &Observation) -> Option<Snaps
         0,
         encoded,
     ))
+}
+
+/// What `status` found, out by out, in order.
+pub struct StatusReport {
+    /// The outs asked for.
+    pub total: usize,
+    /// Each out's status, or the error that stopped it.
+    pub outs: Vec<Result<StatusOf>>,
+    /// Outs last linked under another `cache.type`: the hint to relink.
+    pub relink_hint: Option<String>,
+}
+
+/// One out's status and what goes with it.
+pub struct StatusOf {
+    pub status: OutStatus,
+    /// Its pointer file, relative to the repository.
+    pub pointer: String,
+    /// Cache objects found corrupt (set aside), one error each.
+    pub corrupt: Vec<Error>,
+}
+
+impl StatusReport {
+    /// The outs whose status failed or found corrupt objects.
+    pub fn failed(&self) -> usize {
+        self.outs
+            .iter()
+            .filter(|o| !o.as_ref().is_ok_and(|s| s.corrupt.is_empty()))
+            .count()
+    }
+}
+
+/// The status of every out; then, if no writer holds the lock, the
+/// snapshots that re-hashing found unchanged are saved.
+pub fn run(
+    repo: &mut Repo,
+    state: &mut StateDb,
+    outs: &[Out],
+    quiet: bool,
+) -> Result<StatusReport> {
+    let linker = super::linker(repo);
+    let mut report = Vec::with_capacity(outs.len());
+    let mut advise = Vec::new();
+    let mut refresh = Vec::new();
+    for o in outs {
+        let snapshot = state.load(&o.key)?;
+        if snapshot
+            .as_ref()
+            .is_some_and(|s| super::checkout::needs_relink(s, &linker))
+        {
+            advise.push(o.key.clone());
+        }
+        let one = match status_of(repo, snapshot, o, quiet) {
+            Ok(mut s) => {
+                let corrupt = s
+                    .corrupt
+                    .iter()
+                    .map(|(h, p)| repo.cache.edited_in_place(*h, p))
+                    .collect();
+                if let Some(fresh) = s.refresh.take() {
+                    refresh.push((o.key.clone(), fresh));
+                }
+                let pointer = repo.relative(&o.pointer)?;
+                Ok(StatusOf {
+                    status: s,
+                    pointer,
+                    corrupt,
+                })
+            }
+            Err(e) => Err(e),
+        };
+        report.push(one);
+    }
+    // Re-hashing found these unchanged: record that, if no one is writing.
+    if !refresh.is_empty() && repo.try_upgrade() {
+        repo.save_snapshots(state, refresh)?;
+    }
+    Ok(StatusReport {
+        total: outs.len(),
+        outs: report,
+        relink_hint: (!advise.is_empty()).then(|| super::checkout::relink_hint(&advise, &linker)),
+    })
+}
+
+pub use crate::remote::fetch::OnRemote;
+
+/// `status --remote`: per out, how many of its objects the remote lacks.
+pub struct OnRemoteReport {
+    /// The remote's name.
+    pub remote: String,
+    /// Its request and byte counts (`-v`).
+    pub stats: String,
+    pub outs: Vec<OnRemote>,
+}
+
+/// Whether the remote `name` (`None`: `core.remote`) holds all of each
+/// out under `targets` (from `cwd`).
+pub fn on_remote(
+    repo: &Repo,
+    cwd: &std::path::Path,
+    targets: &[std::path::PathBuf],
+    name: Option<&str>,
+    threads: usize,
+) -> Result<OnRemoteReport> {
+    use crate::out::{self, Inside};
+    use crate::remote::{self, Purpose, Remote, fetch};
+    let spec = remote::spec(&repo.config, name)?;
+    let outs = out::resolve(repo, cwd, targets, Inside::Refuse)?;
+    let remote = Remote::open(&spec, &repo.root, Purpose::Read)?;
+    let states = fetch::compare(repo, &remote, &outs, threads)?;
+    Ok(OnRemoteReport {
+        stats: remote.stats.line(),
+        remote: remote.name,
+        outs: states,
+    })
 }
