@@ -24,7 +24,7 @@ use std::time::Duration;
 use rayon::prelude::*;
 
 use crate::cache::Cache;
-use crate::cache::pack::{PackWriter, Record};
+use crate::cache::pack::{Record, write_batches};
 use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::manifest::{self, ManifestEntry};
@@ -563,24 +563,7 @@ pub fn import(cache: &Cache, input: Input<'_>, opts: &Options) -> Result<Importe
         });
         // The pack writer appends the records in archive order, on a
         // thread of its own, while the next batch is decoded.
-        let writer = s.spawn(move || -> Result<usize> {
-            let mut w: Option<PackWriter<'_>> = None;
-            let mut stored = 0;
-            for records in records_rx.iter() {
-                let w = match &mut w {
-                    Some(w) => w,
-                    None => w.insert(PackWriter::open(cache.packs(), opts.wait)?),
-                };
-                for r in records {
-                    stored += usize::from(w.add(r)?);
-                }
-                w.commit_if_due()?;
-            }
-            if let Some(mut w) = w {
-                w.commit()?;
-            }
-            Ok(stored)
-        });
+        let writer = s.spawn(move || write_batches(cache.packs(), opts.wait, records_rx));
         let mut failed = None;
         for batch in rx.iter() {
             if let Err(e) = importer.take(batch) {

@@ -133,6 +133,25 @@ impl Manifest {
         Ok(())
     }
 
+    /// Every folder that holds an entry, at any depth: for each run of
+    /// entries in one folder (files of one folder are neighbours in path
+    /// order), that folder's chain of parents, outermost first. A folder
+    /// comes again where the runs of its subfolders interleave; the root ""
+    /// is not named.
+    pub fn folder_chains(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut last_parent = None;
+        self.entries().flat_map(move |e| {
+            let parent = e.path.rfind('/').map(|k| &e.path[..k]);
+            let chain = (parent.is_some() && parent != last_parent).then(|| {
+                last_parent = parent;
+                e.path
+            });
+            chain
+                .into_iter()
+                .flat_map(|p| p.match_indices('/').map(move |(k, _)| &p[..k]))
+        })
+    }
+
     /// The one-entry list that stands for a file out (path "").
     pub fn single_file(hash: Hash, size: u64, executable: bool) -> Manifest {
         Manifest {
@@ -223,21 +242,10 @@ pub(super) fn check_no_file_is_a_folder(m: &Manifest) -> std::result::Result<(),
     // The entries are sorted: a folder is looked up by binary search, and
     // only when an entry's folder differs from the one before it (files of
     // one folder are neighbours), so no set of all paths is built.
-    let mut last_parent: Option<&str> = None;
-    for e in m.entries() {
-        let parent = e.path.rfind('/').map(|i| &e.path[..i]);
-        if parent.is_none() || parent == last_parent {
-            continue;
-        }
-        last_parent = parent;
-        for (i, _) in e.path.match_indices('/') {
-            let folder = &e.path[..i];
-            if m.find(folder).is_some() {
-                return Err(format!("{folder:?} is both a file and a folder"));
-            }
-        }
+    match m.folder_chains().find(|folder| m.find(folder).is_some()) {
+        Some(folder) => Err(format!("{folder:?} is both a file and a folder")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

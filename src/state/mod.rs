@@ -27,6 +27,7 @@ pub use snapshot::{OwnedEntry, Snapshot, SnapshotEntries, SnapshotEntry};
 
 use crate::error::{Error, Result};
 use crate::fsutil::LinkType;
+use crate::fsutil::sqlite::{self, is_damage};
 use crate::hash::Hash;
 
 pub struct StateDb {
@@ -96,19 +97,13 @@ impl StateDb {
         match Self::open(path) {
             Ok(db) => Ok(db),
             Err(Error::State { source, .. }) if is_damage(&source) => {
-                let aside = path.with_extension("db.corrupt");
+                let aside = sqlite::set_aside(path);
                 let _ = writeln!(
                     std::io::stderr(),
                     "warning: the state DB {} cannot be read ({source}); it was set aside as {} and is rebuilt: the next commands re-hash what they cannot trust",
                     path.display(),
                     aside.display()
                 );
-                let _ = std::fs::rename(path, &aside);
-                for suffix in ["-wal", "-shm"] {
-                    let mut side = path.as_os_str().to_owned();
-                    side.push(suffix);
-                    let _ = std::fs::remove_file(PathBuf::from(side));
-                }
                 Self::open(path)
             }
             Err(e) => Err(e),
@@ -366,14 +361,6 @@ impl StateDb {
         loaded.extend(saved);
         Ok(())
     }
-}
-
-/// Whether an SQLite error means the file is not a sound database.
-fn is_damage(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
-    )
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use super::record::{Header, PACK_HEADER, RECORD_HEADER, RECORD_MAGIC, RECORD_TRA
 use super::{Packs, guard, warn};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::lock::{self, Access};
+use crate::fsutil::sqlite::{self, is_damage};
 use crate::hash::Hash;
 
 const SCHEMA: &str = "
@@ -69,13 +70,6 @@ pub struct Damage {
 pub(super) const NOT_CHECKING_OUT: &str = "the record does not check out (checksum or hash)";
 pub(super) const CUT_OFF: &str = "the pack ends before the record does (the pack is truncated)";
 const UNREADABLE: &str = "bytes that hold no readable record";
-
-pub(super) fn is_damage(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
-    )
-}
 
 impl Packs {
     /// Runs `f` on the index, opening it first; `None` when there are no
@@ -142,14 +136,12 @@ impl Packs {
         if path.exists() && open_existing_db(&path).is_ok() {
             return Ok(());
         }
-        let aside = path.with_extension("db.corrupt");
+        let aside = sqlite::set_aside(&path);
         warn(format!(
             "the pack index {} cannot be read ({e}); it was set aside as {} and is rebuilt from the packs",
             path.display(),
             aside.display()
         ));
-        let _ = fs::rename(&path, &aside);
-        remove_db_side_files(&path);
         self.rebuild_index_locked().map(|_| ())
     }
 
@@ -338,7 +330,7 @@ impl Packs {
         fs::create_dir_all(&self.dir).at("create the packs folder", &self.dir)?;
         let tmp = self.dir.join("index.db.rebuild");
         let _ = fs::remove_file(&tmp);
-        remove_db_side_files(&tmp);
+        sqlite::remove_side_files(&tmp);
         let conn = open_db(&tmp).map_err(|e| self.db_error(e))?;
         let ids = self.pack_ids()?;
         let mut objects = 0;
@@ -363,18 +355,10 @@ impl Packs {
         }
         drop(conn);
         let path = self.index_path();
-        remove_db_side_files(&path);
+        sqlite::remove_side_files(&path);
         fs::rename(&tmp, &path).at("write", &path)?;
-        remove_db_side_files(&tmp);
+        sqlite::remove_side_files(&tmp);
         Ok((objects, ids.len()))
-    }
-}
-
-pub(super) fn remove_db_side_files(path: &Path) {
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut side = path.as_os_str().to_owned();
-        side.push(suffix);
-        let _ = fs::remove_file(PathBuf::from(side));
     }
 }
 

@@ -25,7 +25,7 @@ pub use index::Damage;
 use index::{CUT_OFF, NOT_CHECKING_OUT};
 pub use record::{PACK_HEADER, RECORD_HEADER, RECORD_TRAILER, Record};
 use record::{decode, record_holds};
-pub use writer::{MAX_PACK_BYTES, PackWriter};
+pub use writer::{MAX_PACK_BYTES, PackWriter, write_batches};
 
 use crate::error::{Error, IoContext, Result};
 use crate::hash::Hash;

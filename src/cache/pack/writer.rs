@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::index::{Damaged, is_damage, open_db, remove_db_side_files};
+use super::index::{Damaged, open_db};
 use super::record::{PACK_HEADER, RECORD_HEADER, RECORD_TRAILER, Record, decode};
 use super::{Location, Packs, guard, warn};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::lock::{self, Access};
+use crate::fsutil::sqlite::{self, is_damage};
 use crate::hash::Hash;
 
 /// A pack is closed to new records once it holds this many bytes.
@@ -85,8 +86,7 @@ impl<'a> PackWriter<'a> {
                     "the pack index {} cannot be read ({e}); it was set aside and is rebuilt from the packs",
                     path.display()
                 ));
-                let _ = fs::rename(&path, path.with_extension("db.corrupt"));
-                remove_db_side_files(&path);
+                sqlite::set_aside(&path);
                 packs.rebuild_index_locked()?;
                 open_db(&path).map_err(|e| packs.db_error(e))?
             }
@@ -566,6 +566,33 @@ impl<'a> PackWriter<'a> {
         }
         Ok((rewritten, freed))
     }
+}
+
+/// The pack writer's thread: appends the records of each batch received,
+/// in order, committing when due and at the end. The writer (and the cache
+/// lock) is opened at the first batch, so nothing is taken when none comes.
+/// Returns how many objects were new to the cache.
+pub fn write_batches(
+    packs: &Packs,
+    wait: Duration,
+    batches: impl IntoIterator<Item = Vec<Record>>,
+) -> Result<usize> {
+    let mut w: Option<PackWriter<'_>> = None;
+    let mut stored = 0;
+    for records in batches {
+        let w = match &mut w {
+            Some(w) => w,
+            None => w.insert(PackWriter::open(packs, wait)?),
+        };
+        for r in records {
+            stored += usize::from(w.add(r)?);
+        }
+        w.commit_if_due()?;
+    }
+    if let Some(mut w) = w {
+        w.commit()?;
+    }
+    Ok(stored)
 }
 
 /// Writes the queued records at their place, in few `writev` calls.
