@@ -142,6 +142,11 @@ impl Cache {
         self
     }
 
+    /// What the cache found wrong and dealt with, for the caller to tell.
+    pub fn warnings(&self) -> &crate::warnings::Warnings {
+        self.packs.warnings()
+    }
+
     pub fn default_remote(&self) -> Option<&str> {
         self.remote.as_deref()
     }

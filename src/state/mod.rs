@@ -17,7 +17,6 @@ mod snapshot;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, MAIN_DB, OptionalExtension, params};
@@ -29,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::LinkType;
 use crate::fsutil::sqlite::{self, is_damage};
 use crate::hash::Hash;
+use crate::warnings::Warnings;
 
 pub struct StateDb {
     conn: Connection,
@@ -92,18 +92,18 @@ ALTER TABLE snapshots_6 RENAME TO snapshots;
 impl StateDb {
     /// Opens the state DB; one that cannot be read as a state DB (damaged,
     /// not SQLite) is renamed to `state.db.corrupt` and started afresh, with
-    /// one warning: it only caches facts that can be derived again.
-    pub fn open_or_rebuild(path: &Path) -> Result<StateDb> {
+    /// one warning (in `warnings`): it only caches facts that can be
+    /// derived again.
+    pub fn open_or_rebuild(path: &Path, warnings: &Warnings) -> Result<StateDb> {
         match Self::open(path) {
             Ok(db) => Ok(db),
             Err(Error::State { source, .. }) if is_damage(&source) => {
                 let aside = sqlite::set_aside(path);
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "warning: the state DB {} cannot be read ({source}); it was set aside as {} and is rebuilt: the next commands re-hash what they cannot trust",
+                warnings.push(format!(
+                    "the state DB {} cannot be read ({source}); it was set aside as {} and is rebuilt: the next commands re-hash what they cannot trust",
                     path.display(),
                     aside.display()
-                );
+                ));
                 Self::open(path)
             }
             Err(e) => Err(e),
@@ -538,8 +538,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("state.db");
         std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-        let mut db = StateDb::open_or_rebuild(&path).unwrap();
+        let warnings = Warnings::default();
+        let mut db = StateDb::open_or_rebuild(&path, &warnings).unwrap();
         assert!(t.path().join("state.db.corrupt").is_file());
+        assert_eq!(warnings.take().len(), 1, "the set-aside is told");
         db.save(&[("data".into(), snapshot())], &[]).unwrap();
         assert_eq!(db.load("data").unwrap(), Some(snapshot()));
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rusqlite::{Connection, params};
 
 use super::record::{Header, PACK_HEADER, RECORD_HEADER, RECORD_MAGIC, RECORD_TRAILER, decode};
-use super::{Packs, guard, warn};
+use super::{Packs, guard};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::lock::{self, Access};
 use crate::fsutil::sqlite::{self, is_damage};
@@ -84,7 +84,7 @@ impl Packs {
                 if !self.any_pack()? {
                     return Ok(None);
                 }
-                warn(format!(
+                self.warnings.push(format!(
                     "the pack index {} is missing; it is rebuilt from the packs",
                     self.index_path().display()
                 ));
@@ -137,7 +137,7 @@ impl Packs {
             return Ok(());
         }
         let aside = sqlite::set_aside(&path);
-        warn(format!(
+        self.warnings.push(format!(
             "the pack index {} cannot be read ({e}); it was set aside as {} and is rebuilt from the packs",
             path.display(),
             aside.display()

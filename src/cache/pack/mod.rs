@@ -13,7 +13,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -29,6 +29,7 @@ pub use writer::{MAX_PACK_BYTES, PackWriter, write_batches};
 
 use crate::error::{Error, IoContext, Result};
 use crate::hash::Hash;
+use crate::warnings::Warnings;
 
 /// Where an object's record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,9 @@ pub struct Packs {
     /// hash: a checkout of 10^5 packed files asks the index once, not once
     /// per file from every thread through one connection.
     hints: RwLock<Vec<(Hash, Location)>>,
+    /// What readers and the writer found wrong and dealt with (an index
+    /// rebuilt, objects lost with their pack), for the caller to tell.
+    warnings: Warnings,
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,7 +97,13 @@ impl Packs {
             index: Mutex::new(None),
             files: Mutex::new(HashMap::new()),
             hints: RwLock::new(Vec::new()),
+            warnings: Warnings::default(),
         }
+    }
+
+    /// Where this cache's warnings go.
+    pub fn warnings(&self) -> &Warnings {
+        &self.warnings
     }
 
     /// Looks up where the objects `hashes` (sorted, distinct) are packed,
@@ -381,10 +391,6 @@ impl Packs {
             })?
             .unwrap_or_default())
     }
-}
-
-fn warn(message: String) {
-    let _ = writeln!(io::stderr(), "warning: {message}");
 }
 
 #[cfg(test)]

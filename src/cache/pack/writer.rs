@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::index::{Damaged, open_db};
 use super::record::{PACK_HEADER, RECORD_HEADER, RECORD_TRAILER, Record, decode};
-use super::{Location, Packs, guard, warn};
+use super::{Location, Packs, guard};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::lock::{self, Access};
 use crate::fsutil::sqlite::{self, is_damage};
@@ -72,7 +72,7 @@ impl<'a> PackWriter<'a> {
         fs::create_dir_all(&packs.dir).at("create the packs folder", &packs.dir)?;
         let lock = lock::lock(&packs.lock_path, Access::Write(wait))?.0;
         if !packs.index_path().exists() && packs.any_pack()? {
-            warn(format!(
+            packs.warnings.push(format!(
                 "the pack index {} is missing; it is rebuilt from the packs",
                 packs.index_path().display()
             ));
@@ -82,7 +82,7 @@ impl<'a> PackWriter<'a> {
             Ok(c) => c,
             Err(e) if is_damage(&e) => {
                 let path = packs.index_path();
-                warn(format!(
+                packs.warnings.push(format!(
                     "the pack index {} cannot be read ({e}); it was set aside and is rebuilt from the packs",
                     path.display()
                 ));
@@ -180,7 +180,7 @@ impl<'a> PackWriter<'a> {
             )
             .map_err(|e| self.packs.db_error(e))?;
             if found > 0 {
-                warn(format!(
+                self.packs.warnings.push(format!(
                     "{found} object(s) in {} that the pack index did not list were indexed",
                     path.display()
                 ));
@@ -192,7 +192,7 @@ impl<'a> PackWriter<'a> {
             .copied()
             .collect();
         if !gone.is_empty() {
-            warn(format!(
+            self.packs.warnings.push(format!(
                 "{} pack file(s) listed in {} are gone; their objects are no longer in the cache",
                 gone.len(),
                 self.packs.index_path().display()
@@ -535,7 +535,7 @@ impl<'a> PackWriter<'a> {
                         moved.push(*h);
                     }
                     // A corrupt record is not carried over.
-                    None => warn(format!(
+                    None => self.packs.warnings.push(format!(
                         "object {h} in {} is corrupt; it is dropped",
                         path.display()
                     )),
