@@ -80,7 +80,7 @@ impl Repo {
             Some(d) => paths::normalize(&root.join(d)),
             None => bale_dir.join("cache"),
         })
-        .with_remote(config.get("core.remote")?);
+        .with_default_remote_name(config.get("core.remote")?);
         Ok(Repo {
             root,
             bale_dir,

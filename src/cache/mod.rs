@@ -35,7 +35,7 @@ pub struct Cache {
     tmp: PathBuf,
     packs: pack::Packs,
     /// The default remote, named in the hint of a missing object.
-    remote: Option<String>,
+    default_remote: Option<String>,
 }
 
 /// How `store_file` copies a file into the cache.
@@ -132,13 +132,13 @@ impl Cache {
             dir,
             tmp,
             packs,
-            remote: None,
+            default_remote: None,
         }
     }
 
     /// Names the default remote (`core.remote`) in missing-object errors.
-    pub fn with_remote(mut self, remote: Option<String>) -> Cache {
-        self.remote = remote;
+    pub fn with_default_remote_name(mut self, remote: Option<String>) -> Cache {
+        self.default_remote = remote;
         self
     }
 
@@ -148,7 +148,7 @@ impl Cache {
     }
 
     pub fn default_remote(&self) -> Option<&str> {
-        self.remote.as_deref()
+        self.default_remote.as_deref()
     }
 
     pub fn dir(&self) -> &Path {
@@ -599,7 +599,7 @@ impl Cache {
             hash,
             path: path.as_ref().to_path_buf(),
             cache: self.dir.clone(),
-            remote: self.remote.clone(),
+            remote: self.default_remote.clone(),
         }
     }
 
