@@ -102,20 +102,8 @@ impl<'de> serde::Deserialize<'de> for Hash {
 }
 
 /// Hashes everything `reader` yields, reading it once in chunks.
-pub fn hash_reader(mut reader: impl Read, buf: &mut [u8]) -> io::Result<(Hash, u64)> {
-    let mut hasher = Xxh3::new();
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((Hash(hasher.digest128()), total))
+pub fn hash_reader(reader: impl Read, buf: &mut [u8]) -> io::Result<(Hash, u64)> {
+    copy_hashing(reader, io::sink(), buf).map_err(CopyError::into_inner)
 }
 
 /// Which side of a copy failed: a full disk must not be reported as a read

@@ -22,6 +22,7 @@ pub mod remote;
 pub mod repo;
 pub mod state;
 pub mod url;
+pub mod warnings;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -80,7 +80,7 @@ impl Repo {
             Some(d) => paths::normalize(&root.join(d)),
             None => bale_dir.join("cache"),
         })
-        .with_remote(config.get("core.remote")?);
+        .with_default_remote_name(config.get("core.remote")?);
         Ok(Repo {
             root,
             bale_dir,
@@ -95,7 +95,13 @@ impl Repo {
     /// The state DB; one that cannot be opened is set aside and started
     /// afresh (it only caches what can be derived again), with a warning.
     pub fn state(&self) -> Result<StateDb> {
-        StateDb::open_or_rebuild(&self.bale_dir.join("state.db"))
+        StateDb::open_or_rebuild(&self.bale_dir.join("state.db"), self.cache.warnings())
+    }
+
+    /// What the cache and the state DB found wrong and dealt with: the
+    /// command line prints them (`cli::Ctx`).
+    pub fn warnings(&self) -> &crate::warnings::Warnings {
+        self.cache.warnings()
     }
 
     /// For a reader: takes the exclusive lock if no one else holds the lock

@@ -5,26 +5,35 @@
 //!
 //! Loose objects are `<cache>/<2 hex>/<30 hex>`, written once through a temp
 //! file in `<cache>/tmp/`, hashed on the way in, made read-only, and never
-//! modified. Small objects may instead be packed (`pack.rs`); every method
+//! modified. Small objects may instead be packed (`pack/`); every method
 //! here serves both, loose first. A hard link or symlink needs a loose file,
 //! so a packed object is unpacked to loose when one is asked for. An object whose content no longer matches its name (someone
 //! wrote through a hard link as root) is moved to `<cache>/corrupt/` when it
 //! is found, so that it is never served again.
+//!
+//! `store.rs` puts objects in (store, adopt, receive, publish), `link.rs`
+//! makes workspace files from them, `maintenance.rs` lists, verifies and
+//! removes them (fsck, gc); this module finds and reads them.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{self, FileStat, LinkType, link_type::private_mode, stat::Compared, temp};
-use crate::hash::{self, Hash};
+use crate::fsutil::FileStat;
+use crate::hash::Hash;
 use crate::manifest::Manifest;
-use crate::progress::Bar;
 
+mod link;
+mod maintenance;
 pub mod pack;
+mod store;
+
+pub use link::{LinkError, create_private};
+pub use maintenance::Removed;
+pub use store::{Adopted, Incoming, StoreMode};
 
 /// Mode of every cache object: read-only for everyone.
 pub const OBJECT_MODE: u32 = 0o444;
@@ -35,93 +44,13 @@ pub struct Cache {
     tmp: PathBuf,
     packs: pack::Packs,
     /// The default remote, named in the hint of a missing object.
-    remote: Option<String>,
-}
-
-/// How `store_file` copies a file into the cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreMode {
-    /// Share the extents (FICLONE), then hash the clone: the workspace file
-    /// can be left in place as a private reflink.
-    Reflink,
-    /// Read once, hashing and writing the copy on the way.
-    Copy,
+    default_remote: Option<String>,
 }
 
 /// Why reading an object failed.
 enum ReadError {
     Corrupt,
     Io(Error),
-}
-
-/// An object being received: `Cache::incoming`, then `finish_incoming`.
-pub struct Incoming {
-    tmp: tempfile::NamedTempFile,
-    hasher: xxhash_rust::xxh3::Xxh3,
-    size: u64,
-}
-
-impl Incoming {
-    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.hasher.update(bytes);
-        self.size += bytes.len() as u64;
-        // Through the file: `NamedTempFile`'s own writes wrap an error with
-        // its path, hiding the OS error (a full disk) from `Error::io`.
-        self.tmp
-            .as_file_mut()
-            .write_all(bytes)
-            .at("write", self.tmp.path())
-    }
-
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-}
-
-/// Why making a workspace file from an object failed.
-#[derive(Debug)]
-pub enum LinkError {
-    /// The object is not in the cache.
-    Missing,
-    /// The object's content does not hash to its name (it was moved aside).
-    Corrupt,
-    Io(io::Error),
-}
-
-/// What `Cache::remove` did.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Removed {
-    /// Bytes of the loose files deleted.
-    pub loose_bytes: u64,
-    /// Bytes of the packed objects dropped from the index: freed on disk
-    /// only when their packs are rewritten.
-    pub packed_bytes: u64,
-    pub packs_rewritten: usize,
-    /// Bytes the rewritten packs gave back.
-    pub pack_bytes_freed: u64,
-}
-
-impl Removed {
-    /// What the disk got back.
-    pub fn freed(&self) -> u64 {
-        self.loose_bytes + self.pack_bytes_freed
-    }
-}
-
-/// What `adopt_file` did.
-#[derive(Debug)]
-pub enum Adopted {
-    /// The file is now the object; `stat` is its stat after that.
-    Linked {
-        hash: Hash,
-        size: u64,
-        stat: FileStat,
-    },
-    /// An object with this content was already there; the file is untouched.
-    Exists { hash: Hash, size: u64 },
-    /// The file changed while it was read, has other hard links, or cannot
-    /// be linked into the cache (another file system): store a copy instead.
-    Changed,
 }
 
 impl Cache {
@@ -132,18 +61,23 @@ impl Cache {
             dir,
             tmp,
             packs,
-            remote: None,
+            default_remote: None,
         }
     }
 
     /// Names the default remote (`core.remote`) in missing-object errors.
-    pub fn with_remote(mut self, remote: Option<String>) -> Cache {
-        self.remote = remote;
+    pub fn with_default_remote_name(mut self, remote: Option<String>) -> Cache {
+        self.default_remote = remote;
         self
     }
 
+    /// What the cache found wrong and dealt with, for the caller to tell.
+    pub fn warnings(&self) -> &crate::warnings::Warnings {
+        self.packs.warnings()
+    }
+
     pub fn default_remote(&self) -> Option<&str> {
-        self.remote.as_deref()
+        self.default_remote.as_deref()
     }
 
     pub fn dir(&self) -> &Path {
@@ -357,192 +291,6 @@ impl Cache {
         }
     }
 
-    /// Starts receiving an object whose content arrives in pieces (a
-    /// download): written to a temp file and hashed on the way.
-    pub fn incoming(&self) -> Result<Incoming> {
-        Ok(Incoming {
-            tmp: self.create_temp()?,
-            hasher: xxhash_rust::xxh3::Xxh3::new(),
-            size: 0,
-        })
-    }
-
-    /// Stores a received object as `want`, if it hashes to that name;
-    /// `Ok(false)` when it does not (nothing is stored).
-    pub fn finish_incoming(&self, mut inc: Incoming, want: Hash) -> Result<bool> {
-        inc.tmp.flush().at("write", inc.tmp.path())?;
-        if Hash(inc.hasher.digest128()) != want {
-            return Ok(false);
-        }
-        self.publish(inc.tmp, want)?;
-        Ok(true)
-    }
-
-    /// Whether the file stat'ed as `file` is a hard link of the object.
-    pub fn is_hardlink_of(&self, hash: Hash, file: &FileStat) -> bool {
-        file.nlink > 1
-            && fs::metadata(self.loose_path(hash))
-                .is_ok_and(|m| m.ino() == file.ino && m.dev() == file.dev)
-    }
-
-    /// Creates the cache folders (idempotent).
-    pub fn create(&self) -> Result<()> {
-        fs::create_dir_all(&self.tmp).at("create the cache folder", &self.tmp)
-    }
-
-    fn create_temp(&self) -> Result<tempfile::NamedTempFile> {
-        match temp::create_in(&self.tmp) {
-            Ok(f) => Ok(f),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.create()?;
-                temp::create_in(&self.tmp).at("create a file in the cache", &self.tmp)
-            }
-            Err(e) => Err(Error::io("create a file in the cache", &self.tmp, e)),
-        }
-    }
-
-    /// Stores the content of `src`, hashing it on the way in. Returns its
-    /// hash, its size, and whether the object is new (false: an equal object
-    /// was already there and was kept). With `StoreMode::Reflink`, an `Err`
-    /// whose io error is "unsupported" means: fall back to `StoreMode::Copy`.
-    pub fn store_file(&self, src: &Path, mode: StoreMode, bar: &Bar) -> Result<(Hash, u64, bool)> {
-        let input = File::open(src).at("read", src)?;
-        let tmp = self.create_temp()?;
-        let (hash, size) = match mode {
-            StoreMode::Copy => {
-                hash::with_buffer(|buf| hash::copy_hashing(bar.reading(&input), tmp.as_file(), buf))
-                    .map_err(|e| match e {
-                        hash::CopyError::Read(e) => Error::io("read", src, e),
-                        hash::CopyError::Write(e) => Error::io("write", tmp.path(), e),
-                    })?
-            }
-            StoreMode::Reflink => {
-                reflink_copy::reflink_file(&input, tmp.as_file()).at("reflink", src)?;
-                let clone = File::open(tmp.path()).at("read", tmp.path())?;
-                hash::with_buffer(|buf| hash::hash_reader(bar.reading(&clone), buf))
-                    .at("read", tmp.path())?
-            }
-        };
-        let fresh = self.publish(tmp, hash)?;
-        Ok((hash, size, fresh))
-    }
-
-    /// Makes the file at `src` itself the object, for link types that share
-    /// the object anyway (hardlink, symlink): no byte is copied. The file is
-    /// hashed through an open descriptor; if its stat moved meanwhile it was
-    /// being written, and `Adopted::Changed` says to copy it instead (as for
-    /// a file with other hard links). Else it is made read-only and that very
-    /// inode is linked in under its hash.
-    pub fn adopt_file(&self, src: &Path, bar: &Bar) -> Result<Adopted> {
-        let f = File::open(src).at("read", src)?;
-        let before = FileStat::from_metadata(&f.metadata().at("read", src)?);
-        let (hash, size) =
-            hash::with_buffer(|buf| hash::hash_reader(bar.reading(&f), buf)).at("read", src)?;
-        let after = FileStat::from_metadata(&f.metadata().at("read", src)?);
-        if fsutil::stat::compare(&before, &after, i64::MAX) != Compared::Identical
-            || after.kind != fsutil::Kind::File
-        {
-            return Ok(Adopted::Changed);
-        }
-        if self.contains(hash) {
-            return Ok(Adopted::Exists { hash, size });
-        }
-        // A file with other hard links (outside the out, or an object of
-        // this cache edited in place) is not taken over: an edit through
-        // another of its names would change the object. It is copied.
-        if after.nlink > 1 {
-            return Ok(Adopted::Changed);
-        }
-        let original = fs::Permissions::from_mode(after.mode);
-        f.set_permissions(fs::Permissions::from_mode(OBJECT_MODE))
-            .at("make read-only", src)?;
-        let dest = self.loose_path(hash);
-        match link_into(&dest, |d| link_fd(&f, d))? {
-            Ok(()) => {
-                let stat = FileStat::from_metadata(&f.metadata().at("read", src)?);
-                Ok(Adopted::Linked { hash, size, stat })
-            }
-            Err(e) => {
-                let _ = f.set_permissions(original);
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    Ok(Adopted::Exists { hash, size })
-                } else if fsutil::is_unsupported(&e) || e.kind() == io::ErrorKind::NotFound {
-                    Ok(Adopted::Changed)
-                } else {
-                    Err(Error::io("store into the cache", &dest, e))
-                }
-            }
-        }
-    }
-
-    /// Stores what `r` yields, hashing it on the way in, unless an equal
-    /// object is in the cache already. Returns its hash, size and whether it
-    /// is new; the inner error is a read error of `r` (nothing is stored).
-    pub fn store_reader(&self, r: &mut dyn io::Read) -> Result<io::Result<(Hash, u64, bool)>> {
-        let tmp = self.create_temp()?;
-        let (hash, size) = match hash::with_buffer(|buf| hash::copy_hashing(r, tmp.as_file(), buf))
-        {
-            Ok(x) => x,
-            Err(hash::CopyError::Read(e)) => return Ok(Err(e)),
-            Err(hash::CopyError::Write(e)) => return Err(Error::io("write", tmp.path(), e)),
-        };
-        if self.contains(hash) {
-            return Ok(Ok((hash, size, false)));
-        }
-        let fresh = self.publish(tmp, hash)?;
-        Ok(Ok((hash, size, fresh)))
-    }
-
-    /// Stores `bytes`, whose hash is `hash`, as a loose object unless the
-    /// cache holds it already; returns whether it is new.
-    pub fn store_new(&self, bytes: &[u8], hash: Hash) -> Result<bool> {
-        if self.contains(hash) {
-            return Ok(false);
-        }
-        let mut tmp = self.create_temp()?;
-        // Through the file, so that a full disk is told as one (`Incoming`).
-        tmp.as_file_mut().write_all(bytes).at("write", tmp.path())?;
-        self.publish(tmp, hash)
-    }
-
-    /// Stores a manifest, encoded straight into its temp file, and returns
-    /// its hash.
-    pub fn store_manifest(&self, m: &Manifest) -> Result<Hash> {
-        let tmp = self.create_temp()?;
-        let mut w = hash::HashingWriter::new(io::BufWriter::with_capacity(1 << 20, tmp.as_file()));
-        m.write_to(&mut w)
-            .and_then(|()| w.flush())
-            .at("write", tmp.path())?;
-        let (hash, _) = w.finish();
-        if !self.contains(hash) {
-            self.publish(tmp, hash)?;
-        }
-        Ok(hash)
-    }
-
-    /// Makes the temp file `tmp` the object `hash`: read-only, then linked
-    /// in under its name. If the object is already there, it is kept (its
-    /// inode may be linked from workspaces), the temp file is dropped, and
-    /// the result is false.
-    fn publish(&self, tmp: tempfile::NamedTempFile, hash: Hash) -> Result<bool> {
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(OBJECT_MODE))
-            .at("make read-only", tmp.path())?;
-        let dest = self.loose_path(hash);
-        match link_into(&dest, |d| fs::hard_link(tmp.path(), d))? {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            // A file system without hard links: a rename still publishes
-            // atomically (replacing an equal object at worst).
-            Err(e) if fsutil::is_unsupported(&e) => {
-                tmp.persist(&dest)
-                    .map_err(|e| Error::io("store into the cache", &dest, e.error))?;
-                Ok(true)
-            }
-            Err(e) => Err(Error::io("store into the cache", &dest, e)),
-        }
-    }
-
     /// Reads and checks the manifest object `hash` of the out at `out`.
     pub fn read_manifest(&self, hash: Hash, out: &Path) -> Result<Manifest> {
         Manifest::decode(&self.manifest_bytes(hash, out)?, hash)
@@ -594,7 +342,7 @@ impl Cache {
             hash,
             path: path.as_ref().to_path_buf(),
             cache: self.dir.clone(),
-            remote: self.remote.clone(),
+            remote: self.default_remote.clone(),
         }
     }
 
@@ -615,229 +363,6 @@ impl Cache {
             path: path.as_ref().to_path_buf(),
             cache: self.dir.clone(),
         }
-    }
-
-    /// Makes `dest` (which must not exist) from the object `hash` of `size`
-    /// bytes with link type `t`. A copy is verified by its hash on the way; a
-    /// symlink, which would dangle silently, by the object's presence and
-    /// size. A hard link or reflink shares the object's blocks and is checked
-    /// by its size once placed. Returns the type made: a reflink of a packed
-    /// object is a copy.
-    pub fn link(
-        &self,
-        t: LinkType,
-        hash: Hash,
-        size: u64,
-        dest: &Path,
-        executable: bool,
-    ) -> Result<LinkType, LinkError> {
-        // An object a checkout's run of reads found packed (`hint_reads`)
-        // is copied from its pack without a look for a loose one first.
-        let packed_first =
-            matches!(t, LinkType::Copy | LinkType::Reflink) && self.packs.is_hinted(hash);
-        if !packed_first {
-            match self.link_loose(t, hash, size, dest, executable) {
-                Err(LinkError::Missing) => {}
-                // The loose copy was set aside; a packed one may be sound.
-                Err(LinkError::Corrupt) if matches!(self.packs.locate(hash), Ok(Some(_))) => {}
-                other => return other.map(|()| t),
-            }
-        }
-        match t {
-            LinkType::Hardlink | LinkType::Symlink => {
-                self.unpack(hash)?;
-                self.link_loose(t, hash, size, dest, executable).map(|()| t)
-            }
-            // A packed record shares no blocks with a file: a reflink of it
-            // is a copy, private and writable as a reflink is.
-            LinkType::Copy | LinkType::Reflink => {
-                let bytes = match self.packed_bytes(hash) {
-                    Ok(b) => b,
-                    // The record failed its check (and left the index): a
-                    // loose copy, if there is one, may be sound.
-                    Err(e) if packed_first => {
-                        return match self.link_loose(t, hash, size, dest, executable) {
-                            Err(LinkError::Missing) => Err(e),
-                            other => other.map(|()| t),
-                        };
-                    }
-                    Err(e) => return Err(e),
-                };
-                if bytes.len() as u64 != size {
-                    return Err(LinkError::Corrupt);
-                }
-                let mut out = create_private(dest, executable).map_err(LinkError::Io)?;
-                out.write_all(&bytes).map_err(LinkError::Io)?;
-                Ok(LinkType::Copy)
-            }
-        }
-    }
-
-    /// `link` from the loose object; `LinkError::Missing` when there is none.
-    fn link_loose(
-        &self,
-        t: LinkType,
-        hash: Hash,
-        size: u64,
-        dest: &Path,
-        executable: bool,
-    ) -> Result<(), LinkError> {
-        let object = self.loose_path(hash);
-        let missing = |e: io::Error| {
-            if e.kind() == io::ErrorKind::NotFound && !object.exists() {
-                LinkError::Missing
-            } else {
-                LinkError::Io(e)
-            }
-        };
-        match t {
-            LinkType::Hardlink => fs::hard_link(&object, dest).map_err(missing),
-            LinkType::Symlink => {
-                if fs::metadata(&object).map_err(missing)?.len() != size {
-                    return Err(LinkError::Corrupt);
-                }
-                std::os::unix::fs::symlink(&object, dest).map_err(LinkError::Io)
-            }
-            LinkType::Reflink => {
-                let src = File::open(&object).map_err(missing)?;
-                let out = create_private(dest, executable).map_err(LinkError::Io)?;
-                reflink_copy::reflink_file(&src, &out).map_err(LinkError::Io)
-            }
-            LinkType::Copy => {
-                let src = File::open(&object).map_err(missing)?;
-                let out = create_private(dest, executable).map_err(LinkError::Io)?;
-                let (got, _) = hash::with_buffer(|buf| hash::copy_hashing(&src, &out, buf))
-                    .map_err(|e| LinkError::Io(e.into_inner()))?;
-                if got != hash {
-                    drop(out);
-                    let _ = fs::remove_file(dest);
-                    self.set_aside(hash);
-                    return Err(LinkError::Corrupt);
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Re-hashes the object `hash`, loose and packed: `None` when it is not
-    /// in the cache, `Some(false)` when a copy of it no longer matches its
-    /// name (a loose one is then moved aside, a packed one dropped).
-    pub fn verify(&self, hash: Hash) -> Result<Option<bool>> {
-        let path = self.loose_path(hash);
-        let loose = match File::open(&path) {
-            Ok(f) => {
-                let (got, _) =
-                    hash::with_buffer(|buf| hash::hash_reader(&f, buf)).at("read", &path)?;
-                if got != hash {
-                    self.set_aside(hash);
-                }
-                Some(got == hash)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io("read", path, e)),
-        };
-        let packed = match self.packs.read(hash)? {
-            pack::Found::Bytes(_) => Some(true),
-            pack::Found::Missing => None,
-            pack::Found::Corrupt => Some(false),
-        };
-        Ok(match (loose, packed) {
-            (None, None) => None,
-            (Some(a), Some(b)) => Some(a && b),
-            (Some(a), None) | (None, Some(a)) => Some(a),
-        })
-    }
-
-    /// Moves a corrupt loose object out of its name into `<cache>/corrupt/`,
-    /// so that it is never served again (and can still be looked at). Best
-    /// effort: the caller reports the corruption either way. (A packed copy
-    /// is checked, and dropped when corrupt, whenever it is read.)
-    pub fn set_aside(&self, hash: Hash) {
-        let corrupt = self.dir.join("corrupt");
-        let _ = fs::create_dir_all(&corrupt);
-        let _ = fs::rename(self.loose_path(hash), corrupt.join(hash.to_string()));
-    }
-
-    /// The damaged pack records the cache remembers and the user has not
-    /// dealt with yet (`Packs::damage`).
-    pub fn pack_damage(&self) -> Result<Vec<pack::Damage>> {
-        self.packs.damage(|h| self.loose_path(h).is_file())
-    }
-
-    /// Every object in the cache, loose or packed, sorted.
-    pub fn list(&self) -> Result<Vec<Hash>> {
-        let mut out = self.list_loose()?;
-        out.extend(self.packs.list()?.into_iter().map(|(h, _)| h));
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
-    }
-
-    /// Whether any loose object may be in the cache (an object folder
-    /// exists); cheap: one folder read, stopped at the first match.
-    pub fn has_loose_objects(&self) -> bool {
-        fs::read_dir(&self.dir).is_ok_and(|r| {
-            r.flatten()
-                .any(|e| e.file_name().len() == 2 && e.file_type().is_ok_and(|t| t.is_dir()))
-        })
-    }
-
-    /// Every loose object.
-    pub fn list_loose(&self) -> Result<Vec<Hash>> {
-        let mut out = Vec::new();
-        let top = match fs::read_dir(&self.dir) {
-            Ok(r) => r,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(Error::io("read the cache folder", &self.dir, e)),
-        };
-        for prefix in top {
-            let prefix = prefix.at("read the cache folder", &self.dir)?;
-            let name = prefix.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.len() != 2 || !prefix.path().is_dir() {
-                continue;
-            }
-            for obj in fs::read_dir(prefix.path()).at("read the cache folder", &prefix.path())? {
-                let obj = obj.at("read the cache folder", &prefix.path())?;
-                if let Some(hash) = self.hash_of_loose_path(&obj.path()) {
-                    out.push(hash);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Deletes the loose object `hash`; returns the bytes it held.
-    pub fn remove_loose(&self, hash: Hash) -> Result<u64> {
-        let path = self.loose_path(hash);
-        let size = fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(size),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(Error::io("delete", path, e)),
-        }
-    }
-
-    /// Deletes the objects: loose files at once, packed ones from the index
-    /// under the cache lock (waiting up to `wait`), after which packs left
-    /// mostly dead are rewritten. Says what that freed on disk.
-    pub fn remove(&self, hashes: &[Hash], wait: std::time::Duration) -> Result<Removed> {
-        let mut r = Removed::default();
-        let mut packed = Vec::new();
-        for &h in hashes {
-            r.loose_bytes += self.remove_loose(h)?;
-            if let Some(l) = self.packs.locate(h)? {
-                r.packed_bytes += l.size;
-                packed.push(h);
-            }
-        }
-        if !self.packs.dir().join("index.db").exists() {
-            return Ok(r);
-        }
-        let mut w = pack::PackWriter::open(&self.packs, wait)?;
-        w.forget(&packed)?;
-        (r.packs_rewritten, r.pack_bytes_freed) = w.rewrite_sparse()?;
-        Ok(r)
     }
 
     /// The stat of the loose object `hash` (`bale pack` asks whether a
@@ -862,128 +387,12 @@ impl Cache {
             Err(e) => Err(Error::io("read", path, e)),
         }
     }
-
-    /// Removes the object folders (`<2 hex>/`) left empty, best effort.
-    pub fn remove_empty_folders(&self) {
-        if let Ok(r) = fs::read_dir(&self.dir) {
-            for e in r.flatten() {
-                if e.file_name().len() == 2 && e.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = fs::remove_dir(e.path());
-                }
-            }
-        }
-    }
-
-    /// Removes the temp files left by killed processes. Only for a caller
-    /// that knows no other writer uses the cache now.
-    pub fn remove_temp_files(&self) {
-        if let Ok(r) = fs::read_dir(&self.tmp) {
-            for e in r.flatten() {
-                if e.file_name().to_str().is_some_and(temp::is_temp_shape) {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
-    }
-}
-
-/// Runs `link` to make `dest`; when the object's prefix folder does not
-/// exist yet (it is made on first use), creates it and runs `link` again.
-/// The outer error is the folder's, the inner one the link's.
-fn link_into(dest: &Path, link: impl Fn(&Path) -> io::Result<()>) -> Result<io::Result<()>> {
-    match link(dest) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).at("create the cache folder", parent)?;
-            }
-            Ok(link(dest))
-        }
-        other => Ok(other),
-    }
-}
-
-/// Links the open file `f` at `dest` (the inode that was read, whatever
-/// happened to its path meanwhile), through /proc's view of the descriptor.
-fn link_fd(f: &File, dest: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::io::AsRawFd;
-    let from =
-        CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).map_err(io::Error::other)?;
-    let to = CString::new(dest.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: both arguments are valid NUL-terminated paths that outlive the
-    // call; linkat does not keep them.
-    let r = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Creates the private (copy or reflink) file `dest`, which must not exist,
-/// with exactly the mode of its executable bit.
-pub fn create_private(dest: &Path, executable: bool) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(private_mode(executable))
-        .open(dest)?;
-    // The umask may have taken bits away; a private file gets exactly these.
-    // (When it takes none of them, the mode is right already: a checkout of
-    // 10^5 files makes 10^5 fewer metadata changes.)
-    let mode = private_mode(executable);
-    if crate::fsutil::umask().is_none_or(|u| u & mode != 0) {
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-    }
-    Ok(f)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stores_read_only_objects_under_their_hash_once() {
-        let t = tempfile::tempdir().unwrap();
-        let cache = Cache::new(t.path().join("cache"));
-        let src = t.path().join("f");
-        fs::write(&src, "hello").unwrap();
-        let (h, size, fresh) = cache
-            .store_file(&src, StoreMode::Copy, &Bar::hidden())
-            .unwrap();
-        assert!(fresh);
-        assert_eq!(h, Hash::of_bytes(b"hello"));
-        assert_eq!(size, 5);
-        let obj = cache.loose_path(h);
-        assert_eq!(fs::read(&obj).unwrap(), b"hello");
-        let mode = fs::metadata(&obj).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, OBJECT_MODE);
-        let ino = fs::metadata(&obj).unwrap().ino();
-        assert!(
-            !cache
-                .store_file(&src, StoreMode::Copy, &Bar::hidden())
-                .unwrap()
-                .2
-        );
-        assert_eq!(
-            fs::metadata(&obj).unwrap().ino(),
-            ino,
-            "an existing object is kept, not replaced"
-        );
-        assert_eq!(cache.symlink_object(&obj), Some(h));
-        assert_eq!(fs::read_dir(&cache.tmp).unwrap().count(), 0);
-        assert_eq!(cache.list().unwrap(), vec![h]);
-        assert_eq!(cache.verify(h).unwrap(), Some(true));
-    }
+    use crate::progress::Bar;
 
     #[test]
     fn missing_of_finds_loose_and_packed_objects_by_stat_or_by_listing() {
@@ -1045,79 +454,5 @@ mod tests {
             );
         }
         assert!(cache.missing_of(&[]).is_empty());
-    }
-
-    #[test]
-    fn adopting_links_the_file_itself_read_only() {
-        let t = tempfile::tempdir().unwrap();
-        let cache = Cache::new(t.path().join("cache"));
-        let src = t.path().join("f");
-        fs::write(&src, "adopt me").unwrap();
-        let Adopted::Linked { hash, size, stat } = cache.adopt_file(&src, &Bar::hidden()).unwrap()
-        else {
-            panic!("not linked");
-        };
-        assert_eq!((hash, size), (Hash::of_bytes(b"adopt me"), 8));
-        let obj = fs::metadata(cache.loose_path(hash)).unwrap();
-        let ws = fs::metadata(&src).unwrap();
-        assert_eq!(obj.ino(), ws.ino());
-        assert_eq!(obj.mode() & 0o777, OBJECT_MODE);
-        assert_eq!(stat.ctime_ns, ws.ctime() * 1_000_000_000 + ws.ctime_nsec());
-        assert!(cache.is_hardlink_of(hash, &FileStat::from_metadata(&ws)));
-        let twin = t.path().join("g");
-        fs::write(&twin, "adopt me").unwrap();
-        let mode = fs::metadata(&twin).unwrap().mode();
-        assert!(matches!(
-            cache.adopt_file(&twin, &Bar::hidden()).unwrap(),
-            Adopted::Exists { .. }
-        ));
-        assert_eq!(fs::metadata(&twin).unwrap().mode(), mode, "left untouched");
-    }
-
-    #[test]
-    fn a_corrupt_object_is_reported_and_set_aside() {
-        let t = tempfile::tempdir().unwrap();
-        let cache = Cache::new(t.path().join("cache"));
-        let h = Hash::of_bytes(b"bale-manifest 1\n");
-        cache.store_new(b"bale-manifest 1\n", h).unwrap();
-        assert!(cache.read_manifest(h, Path::new("d")).is_ok());
-        let obj = cache.loose_path(h);
-        fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();
-        fs::write(&obj, "bale-manifest 1\nx").unwrap();
-        assert!(matches!(
-            cache.read_manifest(h, Path::new("d")),
-            Err(Error::CorruptObject { .. })
-        ));
-        assert!(!cache.contains(h), "a corrupt object is not served again");
-        assert!(t.path().join("cache/corrupt").join(h.to_string()).is_file());
-        assert!(matches!(
-            cache.read_manifest(h, Path::new("d")),
-            Err(Error::MissingObject { .. })
-        ));
-        assert_eq!(cache.verify(h).unwrap(), None);
-    }
-
-    #[test]
-    fn a_copy_of_a_corrupt_object_is_refused_and_leaves_nothing() {
-        let t = tempfile::tempdir().unwrap();
-        let cache = Cache::new(t.path().join("cache"));
-        let src = t.path().join("f");
-        fs::write(&src, "right").unwrap();
-        let (h, size, _) = cache
-            .store_file(&src, StoreMode::Copy, &Bar::hidden())
-            .unwrap();
-        let obj = cache.loose_path(h);
-        fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();
-        fs::write(&obj, "wrong").unwrap();
-        let dest = t.path().join("out");
-        assert!(matches!(
-            cache.link(LinkType::Copy, h, size, &dest, false),
-            Err(LinkError::Corrupt)
-        ));
-        assert!(!dest.exists());
-        assert!(matches!(
-            cache.link(LinkType::Hardlink, h, size, &dest, false),
-            Err(LinkError::Missing)
-        ));
     }
 }

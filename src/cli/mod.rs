@@ -114,6 +114,8 @@ pub struct Ctx {
     pub jobs: Option<u16>,
     /// The first error writing stdout: the command ends on it.
     stdout_error: RefCell<Option<io::Error>>,
+    /// The warnings of every repository opened, printed at the end.
+    warnings: RefCell<Vec<crate::warnings::Warnings>>,
 }
 
 impl Ctx {
@@ -159,7 +161,18 @@ impl Ctx {
         } else {
             Access::Read
         };
-        Repo::open(&self.cwd, access)
+        let repo = Repo::open(&self.cwd, access)?;
+        self.warnings.borrow_mut().push(repo.warnings().clone());
+        Ok(repo)
+    }
+
+    /// Prints the warnings the library handed up, as `warning: ...` lines.
+    fn print_warnings(&self) {
+        for w in self.warnings.borrow().iter() {
+            for message in w.take() {
+                let _ = writeln!(io::stderr(), "warning: {message}");
+            }
+        }
     }
 
     fn finish(&self) -> anyhow::Result<()> {
@@ -288,6 +301,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         wait: cli.wait.map_or(DEFAULT_LOCK_WAIT, Duration::from_secs),
         jobs: cli.jobs,
         stdout_error: RefCell::new(None),
+        warnings: RefCell::new(Vec::new()),
     };
     let result = match cli.command {
         Command::Init(a) => init::run(&ctx, a),
@@ -310,6 +324,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(a) => meta::completions(&ctx, a),
         Command::Man => meta::man(&ctx),
     };
+    ctx.print_warnings();
     // A failed stdout ends the command whatever else happened.
     ctx.finish()?;
     result

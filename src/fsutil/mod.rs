@@ -5,6 +5,7 @@
 
 pub mod link_type;
 pub mod lock;
+pub mod sqlite;
 pub mod stat;
 pub mod temp;
 

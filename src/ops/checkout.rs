@@ -19,7 +19,7 @@ use crate::repo::Repo;
 use crate::state::{Snapshot, SnapshotEntry, StateDb};
 use crate::workspace::{
     self, Observation, apply, link::Linker, link::relink_advised, observe::Departures, plan,
-    relink, snapshot, walk,
+    relink, rows, walk,
 };
 
 use super::{Changes, display_path, expected_of};
@@ -495,7 +495,7 @@ fn snapshot_after(
         w.plan
             .kept
             .iter()
-            .filter_map(|&(i, _)| snapshot::row_of(&w.obs.files[i]))
+            .filter_map(|&(i, _)| rows::row_of(&w.obs.files[i]))
     };
     let placed_rows = || {
         placed.iter().map(|p| {
@@ -509,7 +509,7 @@ fn snapshot_after(
         })
     };
     if w.few {
-        return snapshot_spliced(w, snapshot::merge(kept(), placed_rows()), &placed, linker);
+        return snapshot_spliced(w, rows::merge(kept(), placed_rows()), &placed, linker);
     }
     let mut made: Vec<(u64, u64)> = placed
         .iter()
@@ -517,9 +517,9 @@ fn snapshot_after(
         .map(|p| (p.stat.dev, p.stat.ino))
         .collect();
     made.par_sort_unstable();
-    let encoded = snapshot::encode(
+    let encoded = rows::encode(
         &w.out.root,
-        || snapshot::merge(kept(), placed_rows()),
+        || rows::merge(kept(), placed_rows()),
         w.plan.kept.len() + placed.len(),
         Some(&made),
     )?;

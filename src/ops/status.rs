@@ -9,7 +9,7 @@ use crate::hash::Hash;
 use crate::out::Out;
 use crate::repo::Repo;
 use crate::state::{Snapshot, StateDb};
-use crate::workspace::{self, Observation, plan, plan::Root, snapshot};
+use crate::workspace::{self, Observation, plan, plan::Root, rows};
 
 use super::{Changes, display_path, expected_of};
 
@@ -137,8 +137,8 @@ fn refreshed(o: &Out, old: Option<&Snapshot>, obs: &Observation) -> Option<Snaps
     }
     // The stats are the walk's own: no entry was made here, none is
     // re-stat'ed.
-    let rows = obs.files.iter().filter_map(snapshot::row_of);
-    let encoded = snapshot::encode_as_walked(rows, obs.files.len());
+    let rows = obs.files.iter().filter_map(rows::row_of);
+    let encoded = rows::encode_as_walked(rows, obs.files.len());
     Some(Snapshot::new(
         old.hash,
         old.link_type,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::index::{self, Packed, RemoteIndex};
 use super::{Remote, in_parallel, layout};
-use crate::cache::pack::{PackWriter, Record};
+use crate::cache::pack::{Record, write_batches};
 use crate::error::{Error, RemoteProblem, Result};
 use crate::hash::Hash;
 use crate::manifest::Manifest;
@@ -157,24 +157,7 @@ pub fn fetch(
     let sizes: HashMap<Hash, u64> = needed.iter().copied().collect();
     let (tx, rx) = sync_channel::<Vec<Record>>(opts.threads);
     let (results, written) = std::thread::scope(|s| {
-        let writer = s.spawn(move || -> Result<usize> {
-            let mut w: Option<PackWriter<'_>> = None;
-            let mut stored = 0;
-            for records in rx.iter() {
-                let w = match &mut w {
-                    Some(w) => w,
-                    None => w.insert(PackWriter::open(repo.cache.packs(), opts.wait)?),
-                };
-                for r in records {
-                    stored += usize::from(w.add(r)?);
-                }
-                w.commit_if_due()?;
-            }
-            if let Some(mut w) = w {
-                w.commit()?;
-            }
-            Ok(stored)
-        });
+        let writer = s.spawn(move || write_batches(repo.cache.packs(), opts.wait, rx));
         let results = in_parallel(jobs, opts.threads, |job| -> Result<(usize, u64)> {
             match job {
                 Job::Single(h) => {

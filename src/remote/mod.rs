@@ -4,6 +4,8 @@
 //! same for both. `layout.rs` says where objects are on a remote,
 //! `index.rs` remembers which objects a remote's packs hold, `push.rs` and
 //! `fetch.rs` move them.
+//! `spec.rs` reads a remote's configuration; this module is the `Remote`
+//! that stores and reads objects there.
 //!
 //! The calls here are blocking: each runs its request on a small tokio
 //! runtime (`Handle::block_on`), so that worker threads can each drive one
@@ -14,6 +16,7 @@ pub mod fetch;
 pub mod index;
 pub mod layout;
 pub mod push;
+mod spec;
 
 use std::io::Read;
 use std::ops::Range;
@@ -33,95 +36,16 @@ use object_store::{
     WriteMultipart,
 };
 
-use crate::config::ConfigFiles;
 use crate::error::{Error, RemoteProblem, Result};
 use crate::paths;
 pub use crate::url::{DEFAULT_RETRIES, RemoteUrl, check_endpoint, is_name, redacted};
 
+pub use spec::{Spec, configured, spec};
 /// Objects at least this large are uploaded in parts...
 pub const MULTIPART_MIN: u64 = 16 << 20;
 /// ...of this size, at most this many in flight per object.
 const PART_SIZE: usize = 8 << 20;
 const PARTS_IN_FLIGHT: usize = 2;
-
-/// A remote as configured.
-#[derive(Clone, Debug)]
-pub struct Spec {
-    pub name: String,
-    pub url: String,
-    pub location: RemoteUrl,
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    pub retries: u32,
-}
-
-/// The configured remotes, name and URL, sorted by name.
-pub fn configured(config: &ConfigFiles) -> Result<Vec<(String, String)>> {
-    Ok(config
-        .list()?
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix("remote.")?.strip_suffix(".url")?;
-            (!name.contains('.')).then(|| (name.to_owned(), v))
-        })
-        .collect())
-}
-
-/// The remote `name`, or the default one (`core.remote`).
-pub fn spec(config: &ConfigFiles, name: Option<&str>) -> Result<Spec> {
-    let known =
-        || -> Result<Vec<String>> { Ok(configured(config)?.into_iter().map(|(n, _)| n).collect()) };
-    let name = match name {
-        Some(n) => n.to_owned(),
-        None => match config.get("core.remote")? {
-            Some(n) => n,
-            None => return Err(Error::NoDefaultRemote { known: known()? }),
-        },
-    };
-    let key = |k: &str| format!("remote.{name}.{k}");
-    if !is_name(&name) {
-        return Err(Error::UnknownRemote {
-            name,
-            known: known()?,
-        });
-    }
-    let Some(url) = config.get(&key("url"))? else {
-        return Err(Error::UnknownRemote {
-            name,
-            known: known()?,
-        });
-    };
-    let location = RemoteUrl::parse(&url).map_err(|reason| Error::BadRemoteUrl {
-        url: redacted(&url),
-        reason,
-    })?;
-    let endpoint = config.get(&key("endpoint"))?;
-    if let Some(e) = &endpoint {
-        check_endpoint(e).map_err(|reason| Error::InvalidConfigValue {
-            key: key("endpoint"),
-            value: redacted(e),
-            reason,
-        })?;
-    }
-    let retries = match config.get(&key("retries"))? {
-        None => DEFAULT_RETRIES,
-        Some(v) => v.parse().map_err(|_| Error::InvalidConfigValue {
-            key: key("retries"),
-            value: v.clone(),
-            reason: "expected a whole number of retries, such as 5".into(),
-        })?,
-    };
-    Ok(Spec {
-        region: config.get(&key("region"))?,
-        profile: config.get(&key("profile"))?,
-        name,
-        url,
-        location,
-        endpoint,
-        retries,
-    })
-}
 
 /// Requests made and bytes moved, for `-v`.
 #[derive(Debug, Default)]

@@ -9,7 +9,7 @@ pub mod observe;
 pub mod plan;
 pub mod record;
 pub mod relink;
-pub mod snapshot;
+pub mod rows;
 pub mod walk;
 
 pub use observe::{Observation, matches_snapshot, observe};

@@ -175,19 +175,8 @@ pub fn plan(
     let mut needed: HashSet<&str> = HashSet::new();
     if is_dir_out {
         needed.insert("");
-        // Files of one folder are neighbours in the sorted manifest: each
-        // folder's chain of parents is added once, not once per file.
-        let mut last_parent = None;
-        for e in expected.entries() {
-            let parent = e.path.rfind('/').map(|k| &e.path[..k]);
-            if parent.is_none() || parent == last_parent {
-                continue;
-            }
-            last_parent = parent;
-            for (k, _) in e.path.match_indices('/') {
-                needed.insert(&e.path[..k]);
-            }
-        }
+        // Each folder's chain of parents is added once, not once per file.
+        needed.extend(expected.folder_chains());
     }
     let present: HashSet<&str> = actual_dirs.iter().map(String::as_str).collect();
     p.remove_dirs = dirs_to_remove(

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::apply;
 use super::link::Linker;
 use super::observe::{self, Actual, KnownHashes};
-use super::snapshot;
+use super::rows;
 use super::walk;
 use crate::cache::{Adopted, Cache, StoreMode};
 use crate::error::{Error, Result};
@@ -222,8 +222,8 @@ pub fn record(
     for (h, _) in &corrupt {
         cache.set_aside(*h);
     }
-    let rows = || files.iter().filter_map(snapshot::row_of);
-    let encoded = snapshot::encode(root, rows, files.len(), None)?;
+    let rows = || files.iter().filter_map(rows::row_of);
+    let encoded = rows::encode(root, rows, files.len(), None)?;
     let link_type = encoded.common_link.unwrap_or_else(|| linker.current());
     let snapshot_entries = encoded.entries;
     // The walk sorted the files by path: the manifest is built from them

@@ -1,4 +1,4 @@
-//! Record: the snapshot of an out's tree once add, commit or checkout has
+//! Rows: the snapshot rows of an out's tree once add, commit or checkout has
 //! made it match its manifest, built from the entries in path order.
 
 use std::collections::{HashMap, HashSet};
