@@ -527,3 +527,26 @@ fn gc_removes_only_unreferenced_objects_and_dry_run_removes_nothing() {
     assert_eq!(repo.read_string("data/change"), "version 2\n");
     assert_eq!(repo.read_string("nested/deep/model.bin"), "model weights\n");
 }
+
+// A snapshot that cannot be saved fails the command only after it has said
+// what it did: the pointers are written, the workspace checked out.
+#[test]
+fn a_snapshot_save_that_fails_is_told_after_what_was_done() {
+    let repo = Repo::new();
+    repo.write("data/a", "1");
+    repo.bale(&["add", "-q", "data"]).ok();
+    // The file system clock is read through a file in .bale/tmp.
+    let tmp = repo.path(".bale/tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::fs::write(&tmp, "in the way").unwrap();
+    repo.write("data/a", "2");
+    let r = repo.bale(&["commit"]).fails();
+    assert!(r.stdout.contains("data: committed"), "{r}");
+    std::fs::remove_file(repo.path("data/a")).unwrap();
+    let r = repo.bale(&["checkout"]).fails();
+    assert!(r.stdout.contains("data: 1 added"), "{r}");
+    assert_eq!(repo.read_string("data/a"), "2");
+    repo.write("more/b", "b");
+    let r = repo.bale(&["add", "more"]).fails();
+    assert!(r.stdout.contains("more: added 1 file"), "{r}");
+}

@@ -55,6 +55,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if let Some(h) = &done.relink_hint {
         hint(h);
     }
+    if let Some(e) = done.unsaved {
+        return Err(e.into());
+    }
     if !done.failed.is_empty() {
         return Err(Error::Incomplete {
             count: done.failed.len(),

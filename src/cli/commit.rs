@@ -41,6 +41,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             Err(e) => report(e),
         }
     }
+    if let Some(e) = done.unsaved {
+        return Err(e.into());
+    }
     let failed = done.failed();
     if failed > 0 {
         return Err(Error::Incomplete {

@@ -123,6 +123,10 @@ pub fn run(
         });
         snapshots.push((key, r.snapshot(0)));
     }
-    repo.save_snapshots(state, snapshots)?;
+    // A failure to save is told after what was added (the pointers are
+    // written): the next command re-reads what it cannot trust.
+    if let Err(e) = repo.save_snapshots(state, snapshots) {
+        report.failure.get_or_insert(e);
+    }
     Ok(report)
 }

@@ -655,6 +655,9 @@ pub struct CheckoutReport {
     pub failed: BTreeSet<String>,
     /// Outs last linked under another `cache.type`: the hint to relink.
     pub relink_hint: Option<String>,
+    /// The snapshots could not be saved (told after the outs, which are
+    /// checked out).
+    pub unsaved: Option<Error>,
 }
 
 /// One out's checkout.
@@ -789,7 +792,7 @@ pub fn apply_all(
         });
     }
     bar.finish();
-    repo.save_snapshots(state, snapshots)?;
+    report.unsaved = repo.save_snapshots(state, snapshots).err();
     if !advise.is_empty() {
         report.relink_hint = Some(relink_hint(&advise, linker));
     }

@@ -2,7 +2,7 @@
 //! files whose stat changed, then rewrite their pointers and save their
 //! snapshots.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::manifest::Manifest;
 use crate::out::Out;
@@ -22,6 +22,9 @@ pub struct Options {
 /// What a commit did, out by out, in the order of the targets.
 pub struct CommitReport {
     pub outs: Vec<OutCommit>,
+    /// The snapshots could not be saved (told after the outs, whose
+    /// pointers are written).
+    pub unsaved: Option<Error>,
 }
 
 /// One out's commit.
@@ -67,8 +70,11 @@ pub fn run(repo: &Repo, state: &mut StateDb, outs: &[Out], opts: Options) -> Res
             outcome,
         });
     }
-    repo.save_snapshots(state, snapshots)?;
-    Ok(CommitReport { outs: reports })
+    let unsaved = repo.save_snapshots(state, snapshots).err();
+    Ok(CommitReport {
+        outs: reports,
+        unsaved,
+    })
 }
 
 fn commit_one(

@@ -217,6 +217,9 @@ pub fn run(
         &co_opts,
         &mut done,
     )?;
+    if let Some(e) = done.unsaved.take() {
+        return Err(e);
+    }
     let Some(out) = done.outs.pop() else {
         unreachable!("apply_all reports every out it is given")
     };
