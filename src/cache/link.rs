@@ -23,6 +23,25 @@ pub enum LinkError {
     Io(io::Error),
 }
 
+/// What `Cache::link` made.
+#[derive(Clone, Copy, Debug)]
+pub struct Made {
+    pub link_type: LinkType,
+    /// For a symlink, the stat of the object it points to, taken when the
+    /// object was checked just before the link was made: the placed file's
+    /// content stat, with no second `stat` through the new link.
+    pub target: Option<FileStat>,
+}
+
+impl Made {
+    fn plain(link_type: LinkType) -> Made {
+        Made {
+            link_type,
+            target: None,
+        }
+    }
+}
+
 impl Cache {
     /// Whether the file stat'ed as `file` is a hard link of the object.
     pub fn is_hardlink_of(&self, hash: Hash, file: &FileStat) -> bool {
@@ -35,8 +54,8 @@ impl Cache {
     /// bytes with link type `t`. A copy is verified by its hash on the way; a
     /// symlink, which would dangle silently, by the object's presence and
     /// size. A hard link or reflink shares the object's blocks and is checked
-    /// by its size once placed. Returns the type made: a reflink of a packed
-    /// object is a copy.
+    /// by its size once placed. Returns the type made (a reflink of a packed
+    /// object is a copy) and, for a symlink, the object's stat.
     pub fn link(
         &self,
         t: LinkType,
@@ -44,7 +63,7 @@ impl Cache {
         size: u64,
         dest: &Path,
         executable: bool,
-    ) -> Result<LinkType, LinkError> {
+    ) -> Result<Made, LinkError> {
         // An object a checkout's run of reads found packed (`hint_reads`)
         // is copied from its pack without a look for a loose one first.
         let packed_first =
@@ -54,13 +73,22 @@ impl Cache {
                 Err(LinkError::Missing) => {}
                 // The loose copy was set aside; a packed one may be sound.
                 Err(LinkError::Corrupt) if matches!(self.packs.locate(hash), Ok(Some(_))) => {}
-                other => return other.map(|()| t),
+                other => {
+                    return other.map(|target| Made {
+                        link_type: t,
+                        target,
+                    });
+                }
             }
         }
         match t {
             LinkType::Hardlink | LinkType::Symlink => {
                 self.unpack(hash)?;
-                self.link_loose(t, hash, size, dest, executable).map(|()| t)
+                self.link_loose(t, hash, size, dest, executable)
+                    .map(|target| Made {
+                        link_type: t,
+                        target,
+                    })
             }
             // A packed record shares no blocks with a file: a reflink of it
             // is a copy, private and writable as a reflink is.
@@ -72,7 +100,10 @@ impl Cache {
                     Err(e) if packed_first => {
                         return match self.link_loose(t, hash, size, dest, executable) {
                             Err(LinkError::Missing) => Err(e),
-                            other => other.map(|()| t),
+                            other => other.map(|target| Made {
+                                link_type: t,
+                                target,
+                            }),
                         };
                     }
                     Err(e) => return Err(e),
@@ -82,12 +113,13 @@ impl Cache {
                 }
                 let mut out = create_private(dest, executable).map_err(LinkError::Io)?;
                 out.write_all(&bytes).map_err(LinkError::Io)?;
-                Ok(LinkType::Copy)
+                Ok(Made::plain(LinkType::Copy))
             }
         }
     }
 
     /// `link` from the loose object; `LinkError::Missing` when there is none.
+    /// For a symlink, returns the object's stat.
     fn link_loose(
         &self,
         t: LinkType,
@@ -95,7 +127,7 @@ impl Cache {
         size: u64,
         dest: &Path,
         executable: bool,
-    ) -> Result<(), LinkError> {
+    ) -> Result<Option<FileStat>, LinkError> {
         let object = self.loose_path(hash);
         let missing = |e: io::Error| {
             if e.kind() == io::ErrorKind::NotFound && !object.exists() {
@@ -105,17 +137,20 @@ impl Cache {
             }
         };
         match t {
-            LinkType::Hardlink => fs::hard_link(&object, dest).map_err(missing),
+            LinkType::Hardlink => fs::hard_link(&object, dest).map_err(missing).map(|()| None),
             LinkType::Symlink => {
-                if fs::metadata(&object).map_err(missing)?.len() != size {
+                let target = FileStat::from_metadata(&fs::metadata(&object).map_err(missing)?);
+                if target.size != size {
                     return Err(LinkError::Corrupt);
                 }
-                std::os::unix::fs::symlink(&object, dest).map_err(LinkError::Io)
+                std::os::unix::fs::symlink(&object, dest).map_err(LinkError::Io)?;
+                Ok(Some(target))
             }
             LinkType::Reflink => {
                 let src = File::open(&object).map_err(missing)?;
                 let out = create_private(dest, executable).map_err(LinkError::Io)?;
-                reflink_copy::reflink_file(&src, &out).map_err(LinkError::Io)
+                reflink_copy::reflink_file(&src, &out).map_err(LinkError::Io)?;
+                Ok(None)
             }
             LinkType::Copy => {
                 let src = File::open(&object).map_err(missing)?;
@@ -128,7 +163,7 @@ impl Cache {
                     self.set_aside(hash);
                     return Err(LinkError::Corrupt);
                 }
-                Ok(())
+                Ok(None)
             }
         }
     }

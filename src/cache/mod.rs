@@ -31,7 +31,7 @@ mod maintenance;
 pub mod pack;
 mod store;
 
-pub use link::{LinkError, create_private};
+pub use link::{LinkError, Made, create_private};
 pub use maintenance::Removed;
 pub use store::{Adopted, Incoming, StoreMode};
 

@@ -82,8 +82,8 @@ fn place_in(
         path: named(),
         source,
     };
-    let link_type = match made {
-        Some(t) => t,
+    let made = match made {
+        Some(m) => m,
         // `materialize` removes what it made when it fails.
         None if staged.is_some() => linker
             .materialize(cache, w.hash, w.size, dest, w.executable)
@@ -93,7 +93,7 @@ fn place_in(
             })?,
         None => {
             let tmp = temp::name_in(dest.parent().unwrap_or(Path::new(".")));
-            let t = linker
+            let m = linker
                 .materialize(cache, w.hash, w.size, &tmp, w.executable)
                 .map_err(|e| match e {
                     Exhausted::Failed(e) => fail(e),
@@ -103,15 +103,23 @@ fn place_in(
                 let _ = fs::remove_file(&tmp);
                 return Err(Error::io("create", dest, e));
             }
-            if t == LinkType::Hardlink {
+            if m.link_type == LinkType::Hardlink {
                 // rename(2) does nothing when both names are links to one
                 // inode (dest already was the object): drop the temp name.
                 let _ = fs::remove_file(&tmp);
             }
-            t
+            m
         }
     };
-    let mut stat = content_stat(dest).map_err(|e| Error::io("read", named(), e))?;
+    let link_type = made.link_type;
+    // A symlink's content stat is its object's, checked just before it was
+    // made: only the link itself is stat'ed (one statx, not two).
+    let mut stat = match made.target {
+        Some(target) if link_type == LinkType::Symlink => fs::symlink_metadata(dest)
+            .map(|m| FileStat::from_metadata(&m).of_symlink(&target))
+            .map_err(|e| Error::io("read", named(), e))?,
+        _ => content_stat(dest).map_err(|e| Error::io("read", named(), e))?,
+    };
     // A hardlink is the object: a chmod of an earlier hardlinked file
     // changed the object's mode, which is put back here.
     if link_type == LinkType::Hardlink && stat.mode != OBJECT_MODE {

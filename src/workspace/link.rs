@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::cache::{Cache, LinkError};
+use crate::cache::{Cache, LinkError, Made};
 use crate::fsutil::{LinkType, is_unsupported, temp};
 use crate::hash::Hash;
 
@@ -109,8 +109,8 @@ impl Linker {
     }
 
     /// Creates `dest` (which must not exist) from the cache object `hash`,
-    /// with the first type of the chain that works here, and returns the type
-    /// of what was made; `Exhausted` says why nothing was made.
+    /// with the first type of the chain that works here, and returns what was
+    /// made (`Cache::link`); `Exhausted` says why nothing was made.
     pub fn materialize(
         &self,
         cache: &Cache,
@@ -118,7 +118,7 @@ impl Linker {
         size: u64,
         dest: &Path,
         executable: bool,
-    ) -> Result<LinkType, Exhausted> {
+    ) -> Result<Made, Exhausted> {
         let mut last_unsupported = None;
         let mut tried = Vec::new();
         while let Some(t) = self.wanted(executable) {
