@@ -34,11 +34,8 @@ pub struct Made {
 }
 
 impl Made {
-    fn plain(link_type: LinkType) -> Made {
-        Made {
-            link_type,
-            target: None,
-        }
+    fn of(link_type: LinkType, target: Option<FileStat>) -> Made {
+        Made { link_type, target }
     }
 }
 
@@ -73,22 +70,14 @@ impl Cache {
                 Err(LinkError::Missing) => {}
                 // The loose copy was set aside; a packed one may be sound.
                 Err(LinkError::Corrupt) if matches!(self.packs.locate(hash), Ok(Some(_))) => {}
-                other => {
-                    return other.map(|target| Made {
-                        link_type: t,
-                        target,
-                    });
-                }
+                other => return other.map(|target| Made::of(t, target)),
             }
         }
         match t {
             LinkType::Hardlink | LinkType::Symlink => {
                 self.unpack(hash)?;
                 self.link_loose(t, hash, size, dest, executable)
-                    .map(|target| Made {
-                        link_type: t,
-                        target,
-                    })
+                    .map(|target| Made::of(t, target))
             }
             // A packed record shares no blocks with a file: a reflink of it
             // is a copy, private and writable as a reflink is.
@@ -100,10 +89,7 @@ impl Cache {
                     Err(e) if packed_first => {
                         return match self.link_loose(t, hash, size, dest, executable) {
                             Err(LinkError::Missing) => Err(e),
-                            other => other.map(|target| Made {
-                                link_type: t,
-                                target,
-                            }),
+                            other => other.map(|target| Made::of(t, target)),
                         };
                     }
                     Err(e) => return Err(e),
@@ -113,7 +99,7 @@ impl Cache {
                 }
                 let mut out = create_private(dest, executable).map_err(LinkError::Io)?;
                 out.write_all(&bytes).map_err(LinkError::Io)?;
-                Ok(Made::plain(LinkType::Copy))
+                Ok(Made::of(LinkType::Copy, None))
             }
         }
     }
